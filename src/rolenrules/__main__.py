@@ -1,0 +1,3 @@
+from rolenrules.cli import main
+
+main()

@@ -1,0 +1,4 @@
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)

@@ -1,0 +1,172 @@
+"""Raw rows from every container we read, each with where it came from (file and line or row).
+
+JSONL and Parquet are streamed (memory does not grow with the file); a JSON array is parsed
+whole; a `datasets.save_to_disk` folder is memory-mapped by Arrow; `hf://owner/name[:split]`
+streams from the hub when online and fails fast when not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rolenrules.errors import DataError
+
+HUB_PREFIX = "hf://"
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    line: int | None = None
+    row: int | None = None
+
+    def error(self, message: str, field: str | None = None) -> DataError:
+        return DataError(message, path=self.path, line=self.line, row=self.row, field=field)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line is not None else f"{self.path}: row {self.row}"
+
+
+#: (where, the parsed row) — or (where, DataError) for a line that could not be parsed.
+Row = tuple[Location, Any]
+
+
+def container_of(path: str) -> str:
+    """jsonl | json | parquet | hf-folder | hub, from the name (and, for folders, their content)."""
+    if path.startswith(HUB_PREFIX):
+        return "hub"
+    p = Path(path)
+    if p.is_dir():
+        if (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists() or (p / "state.json").exists():
+            return "hf-folder"
+        raise DataError("folder is not a datasets.save_to_disk folder (no dataset_info.json/state.json)", path=path)
+    name = p.name.lower()
+    for suffix, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return kind
+    raise DataError("unknown file type: use .jsonl, .json, .parquet, a datasets folder or hf://owner/name", path=path)
+
+
+def iter_rows(path: str) -> Iterator[Row]:
+    kind = container_of(path)
+    if kind != "hub" and not Path(path).exists():
+        raise DataError("no such file or folder", path=path)
+    if kind == "jsonl":
+        yield from _jsonl(path)
+    elif kind == "json":
+        yield from _json(path)
+    elif kind == "parquet":
+        yield from _parquet(path)
+    elif kind == "hf-folder":
+        yield from _hf_folder(path)
+    else:
+        yield from _hub(path)
+
+
+def _jsonl(path: str) -> Iterator[Row]:
+    seen = False
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            loc = Location(path, line=number)
+            # A bad line is yielded as its error: the reader raises it, or skips it with --skip-invalid.
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                seen = True
+                yield loc, loc.error(f"not valid UTF-8 (byte {error.start + 1} of the line)")
+                continue
+            if not text.strip():
+                continue
+            seen = True
+            try:
+                yield loc, json.loads(text)
+            except json.JSONDecodeError as error:
+                yield loc, loc.error(f"malformed JSON ({error.msg} at column {error.colno})")
+    if not seen:
+        raise DataError("file is empty (no records)", path=path)
+
+
+def _json(path: str) -> Iterator[Row]:
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError("not valid UTF-8", path=path, line=line) from None
+    if not text.strip():
+        raise DataError("file is empty (no records)", path=path)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"malformed JSON ({error.msg} at column {error.colno})", path=path, line=error.lineno) from None
+    if isinstance(value, dict):
+        # Some dumps wrap the rows: {"data": [...]} / {"rows": [...]}; a single object is one row.
+        for key in ("data", "rows", "examples", "records"):
+            if isinstance(value.get(key), list) and value[key] and isinstance(value[key][0], dict):
+                value = value[key]
+                break
+        else:
+            value = [value]
+    if not isinstance(value, list):
+        raise DataError("expected a JSON array of records (or use .jsonl)", path=path)
+    if not value:
+        raise DataError("file is empty (no records)", path=path)
+    for index, item in enumerate(value, start=1):
+        yield Location(path, row=index), item
+
+
+def _parquet(path: str) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises ArrowInvalid/OSError for the same cause
+        raise DataError(f"not a readable Parquet file ({str(error).splitlines()[0]})", path=path) from None
+    if parquet.metadata.num_rows == 0:
+        raise DataError("file is empty (no records)", path=path)
+    index = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            index += 1
+            yield Location(path, row=index), row
+
+
+def _hf_folder(path: str) -> Iterator[Row]:
+    import datasets
+
+    try:
+        data = datasets.load_from_disk(path)
+    except Exception as error:
+        raise DataError(f"cannot load datasets folder ({str(error).splitlines()[0]})", path=path) from None
+    if isinstance(data, datasets.DatasetDict):
+        split = "train" if "train" in data else next(iter(data))
+        data = data[split]
+    if len(data) == 0:
+        raise DataError("dataset is empty (no records)", path=path)
+    for index, row in enumerate(data, start=1):
+        yield Location(path, row=index), row
+
+
+def _hub(path: str) -> Iterator[Row]:
+    spec = path[len(HUB_PREFIX):]
+    name, _, split = spec.partition(":")
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or os.environ.get("HF_DATASETS_OFFLINE") in ("1", "true"):
+        raise DataError("the Hugging Face hub is disabled (HF_HUB_OFFLINE); save the dataset locally first", path=path)
+    import datasets
+
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        data = datasets.load_dataset(name, split=split or "train", streaming=True)
+        for index, row in enumerate(data, start=1):
+            yield Location(path, row=index), row
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(f"cannot load from the hub (offline or unknown dataset?): {str(error).splitlines()[0][:200]}",
+                        path=path) from None

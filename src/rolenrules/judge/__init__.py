@@ -1,0 +1,105 @@
+"""The LLM judge: per-rule verdicts (pass/fail + short reason) for rules code cannot check.
+
+One structured call judges all the given rules of one reply, in the context of the system prompt
+and the conversation. A reply that never parses, or that leaves a rule out, gives *unscored*
+verdicts for those rules — never a pass. With `votes > 1` the judge is asked several times
+(different seeds) and the majority decides; a tie is unscored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from rolenrules.llm import LLM, InvalidReplyError, LLMError
+from rolenrules.prompts import load_template
+from rolenrules.records import Message, Rule, Usage, Verdict
+
+
+class RuleVerdictOut(BaseModel):
+    rule: int = Field(description="the rule's number")
+    reason: str = Field(description="one short sentence")
+    passed: bool
+
+
+class JudgeReply(BaseModel):
+    verdicts: list[RuleVerdictOut]
+
+
+class RoleReply(BaseModel):
+    reason: str
+    in_role: bool
+
+
+class Judge:
+    """Judges replies against rules with an LLM. `llm.identity` is recorded as the judge model."""
+
+    def __init__(self, llm: LLM, *, votes: int = 1, templates_dir: str | Path | None = None,
+                 temperature: float = 0.0, max_tokens: int = 768) -> None:
+        if votes < 1:
+            raise ValueError("votes must be at least 1")
+        self.llm = llm
+        self.votes = votes
+        self.template = load_template("judge", templates_dir)
+        self.role_template = load_template("role_adherence", templates_dir)
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.usage = Usage()
+
+    @property
+    def identity(self) -> str:
+        return self.llm.identity
+
+    async def judge(self, system_prompt: str, conversation: Sequence[Message], response: str,
+                    rules: Sequence[Rule], *, turn: int | None = None) -> list[Verdict]:
+        """One verdict per rule, in order. `conversation` excludes the system message and the reply."""
+        if not rules:
+            return []
+        numbered = [{"number": i, "text": r.text} for i, r in enumerate(rules, start=1)]
+        messages = self.template.render(system_prompt=system_prompt, conversation=list(conversation),
+                                        response=response, rules=numbered)
+        ballots = await asyncio.gather(*(self._ballot(messages, len(rules), vote) for vote in range(self.votes)))
+        verdicts = []
+        for index, rule in enumerate(rules, start=1):
+            votes = [b[index] for b in ballots if b is not None and index in b]
+            verdicts.append(_decide(rule, votes, turn))
+        return verdicts
+
+    async def _ballot(self, messages: list[Message], n_rules: int, vote: int) -> dict[int, RuleVerdictOut] | None:
+        seed = None if vote == 0 else vote
+        try:
+            reply, result = await self.llm.structured(messages, JudgeReply, temperature=self.temperature,
+                                                      max_tokens=self.max_tokens, seed=seed)
+        except (InvalidReplyError, LLMError):
+            return None
+        self.usage = self.usage.add(result.usage)
+        return {v.rule: v for v in reply.verdicts if 1 <= v.rule <= n_rules}
+
+    async def role_adherence(self, system_prompt: str, conversation: Sequence[Message], response: str) -> Verdict:
+        """Whether the reply stays in the role (scope, persona, tone), as a verdict with rule_id 'role'."""
+        messages = self.role_template.render(system_prompt=system_prompt, conversation=list(conversation),
+                                             response=response)
+        try:
+            reply, result = await self.llm.structured(messages, RoleReply, temperature=self.temperature,
+                                                      max_tokens=self.max_tokens)
+        except (InvalidReplyError, LLMError) as error:
+            return Verdict(rule_id="role", passed=None, source="unscored", reason=f"judge failed: {error}"[:300])
+        self.usage = self.usage.add(result.usage)
+        return Verdict(rule_id="role", passed=reply.in_role, source="judge", reason=reply.reason[:300])
+
+
+def _decide(rule: Rule, votes: list[RuleVerdictOut], turn: int | None) -> Verdict:
+    if not votes:
+        return Verdict(rule_id=rule.id, passed=None, source="unscored", reason="judge gave no parsable verdict",
+                       turn=turn)
+    tally = Counter(v.passed for v in votes)
+    if tally[True] == tally[False]:
+        return Verdict(rule_id=rule.id, passed=None, source="unscored",
+                       reason=f"judge votes tied {tally[True]}-{tally[False]}", turn=turn)
+    passed = tally[True] > tally[False]
+    reason = next(v.reason for v in votes if v.passed == passed)
+    return Verdict(rule_id=rule.id, passed=passed, source="judge", reason=reason[:300], turn=turn)

@@ -1,0 +1,1 @@
+"""Test support shipped with the package: a local OpenAI-compatible server and tiny models."""
