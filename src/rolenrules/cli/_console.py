@@ -1,4 +1,5 @@
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: long paths and messages stay on one line (greppable logs, copy-pastable paths).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)

@@ -77,6 +77,14 @@ class LLM:
     def identity(self) -> str:
         return self.backend.identity
 
+    def sibling(self) -> LLM:
+        """A client on the same backend, cache and concurrency bound, with its own usage totals
+        (e.g. the judge when it is the teacher model)."""
+        twin = LLM(self.backend, cache=self.cache, concurrency=self._concurrency, attempts=self.attempts,
+                   sampling=self.sampling)
+        twin._semaphores = self._semaphores
+        return twin
+
     def _semaphore(self) -> asyncio.Semaphore:
         # One semaphore per event loop: the same LLM may serve several asyncio.run() calls.
         loop_id = id(asyncio.get_running_loop())
