@@ -36,6 +36,24 @@ async def _sdk(base_url: str, transport: str, n: int, concurrency: int) -> float
     return n / elapsed
 
 
+async def _sdk_bare(base_url: str, n: int, concurrency: int) -> float:
+    """The SDK with aiohttp and nothing of ours around it: what our layer costs on top."""
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="x", base_url=base_url, http_client=openai.DefaultAioHttpClient())
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            await client.chat.completions.create(model="bench", messages=[{"role": "user", "content": f"q{i}"}])
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    rate = n / (time.perf_counter() - start)
+    await client.close()
+    return rate
+
+
 async def _raw_aiohttp(base_url: str, n: int, concurrency: int) -> float:
     import aiohttp
 
@@ -65,6 +83,7 @@ def main() -> None:
         rows = [
             ("openai SDK, httpx (default)", asyncio.run(_sdk(base_url, "httpx", args.requests, args.concurrency))),
             ("openai SDK, aiohttp (rnr default)", asyncio.run(_sdk(base_url, "aiohttp", args.requests, args.concurrency))),
+            ("openai SDK, aiohttp, no rnr layer", asyncio.run(_sdk_bare(base_url, args.requests, args.concurrency))),
             ("bare aiohttp (floor)", asyncio.run(_raw_aiohttp(base_url, args.requests, args.concurrency))),
         ]
     finally:

@@ -46,7 +46,7 @@ def command_from_config(config_cls: type[BaseModel], run: Callable[[dict[str, An
         decls = [flag] + ([short[name]] if name in short else [])
         if kind is bool:
             decls = [f"{flag}/--no-{flag[2:]}"]
-        option = typer.Option(None, *decls, help=help_text, show_default=False)
+        option = typer.Option(*decls, help=help_text, show_default=False)
         annotation: Any = Optional[list[kind]] if is_list else Optional[kind]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                         annotation=typing.Annotated[annotation, option]))
