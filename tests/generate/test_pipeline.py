@@ -88,7 +88,7 @@ def test_changed_options_on_an_existing_run_are_refused(fake_server, shared_data
 
 def test_flaky_server_run_completes(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
     faults = Faults(rate=0.2, weights={"429": 1, "500": 1, "stall": 1, "malformed": 1, "empty": 1}, seed=7,
-                    retry_after=0.01, stall_seconds=10)
+                    retry_after=0.01, stall_seconds=3)
     server = fake_server(reply=teacher_reply(), faults=faults)
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "4", "--k", "3", "--verifiable-rules", "0", "--timeout", "1",
