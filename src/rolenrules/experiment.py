@@ -56,9 +56,9 @@ class ExperimentConfig(BaseModel):
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
-    from rolenrules.generate import load_yaml_config
+    from rolenrules.config_file import load_yaml_mapping
 
-    values = load_yaml_config(path)
+    values = load_yaml_mapping(path)
     try:
         config = ExperimentConfig.model_validate(values)
     except ValidationError as error:

@@ -11,7 +11,8 @@ import typer
 from rolenrules.cli._console import err_console
 from rolenrules.cli._model_options import command_from_config
 from rolenrules.cli._options import build_llm
-from rolenrules.generate import GenerateConfig, build_config, generate, load_yaml_config
+from rolenrules.config_file import load_yaml_mapping
+from rolenrules.generate import GenerateConfig, build_config, generate
 from rolenrules.llm import LLM
 
 
@@ -43,7 +44,7 @@ def _run(values: dict[str, Any]) -> None:
 
 
 generate_command = command_from_config(
-    GenerateConfig, _run, load_yaml_config, short={"input": "-i", "out": "-o", "teacher": "-t"},
+    GenerateConfig, _run, load_yaml_mapping, short={"input": "-i", "out": "-o", "teacher": "-t"},
     doc="Generate role-and-rule training data from an instruction dataset (RoleNRules).\n\n"
         "Example: rnr generate --input alpaca.json --teacher openai:gpt-4o-mini --out rnr.jsonl --num-prompts 100")
 

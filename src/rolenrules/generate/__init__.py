@@ -1,7 +1,7 @@
 """RNR data generation: system prompts from K instructions, rule-abiding answers, verification,
 regeneration, dedup, and a resumable run store."""
 
-from rolenrules.generate.config import GenerateConfig, build_config, load_yaml_config
+from rolenrules.generate.config import GenerateConfig, build_config
 from rolenrules.generate.pipeline import RunResult, generate
 
-__all__ = ["GenerateConfig", "RunResult", "build_config", "generate", "load_yaml_config"]
+__all__ = ["GenerateConfig", "RunResult", "build_config", "generate"]

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rolenrules.errors import ConfigError
@@ -120,24 +119,6 @@ class GenerateConfig(BaseModel):
         keep = self.model_dump(exclude={"out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries",
                                         "cache", "quiet", "price_per_1k", "base_url", "judge_base_url"})
         return stable_id(keep, length=20)
-
-
-def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    """Options from a YAML file, keys normalised to underscores. Errors name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(error, 'problem', error)})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of option: value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def build_config(values: dict[str, Any], source: str = "options") -> GenerateConfig:

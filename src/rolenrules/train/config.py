@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rolenrules.config_file import load_yaml_mapping
 from rolenrules.errors import ConfigError
 
 Method = Literal["full", "lora", "qlora"]
@@ -185,34 +186,12 @@ def _format_errors(error: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML config file; a clear ConfigError for a missing file or a non-mapping."""
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read config: {error.strerror or error}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(error, 'problem', None) or error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of option: value, not {type(data).__name__}")
-    return data
-
-
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """YAML `config_file` (if any) with `overrides` on top; overrides that are None are not given.
 
     Repeatable options (`data`, `eval_data`) given on the command line replace the file's list.
     """
-    values: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    values: dict[str, Any] = load_yaml_mapping(config_file) if config_file else {}
     given = {k: v for k, v in overrides.items() if v is not None and v != [] and v != ()}
     values.update(given)
     source = str(config_file) if config_file else "options"
