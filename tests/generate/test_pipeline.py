@@ -57,7 +57,7 @@ def test_end_to_end_accounts_for_every_seed(fake_server, shared_data: Path, tmp_
         assert sources == {"verifier", "judge"}
         meta = example.metadata
         assert meta["teacher"] == "openai:any" and meta["judge"] == "openai:any"
-        assert meta["templates"]["system_prompt"] == "1" and meta["usage"]["requests"] >= 1
+        assert meta["templates"]["system_prompt"] == "2" and meta["usage"]["requests"] >= 1
         assert meta["source"]["path"].endswith("self_instruct_seed_tasks.jsonl")
     card = (tmp_path / "out.jsonl.card.md").read_text()
     assert "Dataset card" in card and "punctuation:no_comma" in card and "| kept |" in card

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from datasketch import MinHash, MinHashLSH
-
 _WORD = re.compile(r"\w+")
 
 
-def _minhash(text: str, num_perm: int) -> MinHash:
+def _minhash(text: str, num_perm: int):  # noqa: ANN202 (datasketch.MinHash, imported lazily)
+    from datasketch import MinHash
+
     words = _WORD.findall(text.lower())
     shingles = {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
     mh = MinHash(num_perm=num_perm, seed=1)
@@ -21,8 +21,10 @@ def _minhash(text: str, num_perm: int) -> MinHash:
 def near_duplicates(items: Iterable[tuple[str, str]], threshold: float, num_perm: int = 128) -> dict[str, str]:
     """Map each near-duplicate key to the earlier key it duplicates. `items` are (key, text) in a
     fixed order: the first of a group is kept, so the result is deterministic."""
+    from datasketch import MinHashLSH  # pulls in scipy: keep it off the CLI's start-up path
+
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    hashes: dict[str, MinHash] = {}
+    hashes: dict = {}
     dropped: dict[str, str] = {}
     for key, text in items:
         mh = _minhash(text, num_perm)

@@ -16,7 +16,8 @@ log = logging.getLogger("rolenrules.generate")
 
 class StageProgress:
     def __init__(self, quiet: bool, usage: Callable[[], Usage]) -> None:
-        self.quiet = quiet
+        # Bars only on a terminal; redirected output (CI, nohup, files) gets log lines instead.
+        self.quiet = quiet or not err_console.is_terminal
         self.usage = usage
         self._progress: Progress | None = None
         self._task: TaskID | None = None
