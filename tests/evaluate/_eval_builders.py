@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rolenrules.cli import main
 from rolenrules.evaluate.results import EvalResult, ScoredRule
 from rolenrules.records import Example, Message, Rule, SystemPrompt, Verdict
 
@@ -66,3 +67,12 @@ def generated(n_prompts: int = 24, per_prompt: int = 3) -> list[Example]:
             example = Example(id=f"g{p}-{k}", messages=turns).with_system(sp)
             out.append(example.model_copy(update={"metadata": {"source": {"path": "gen.jsonl", "line": p * 10 + k}}}))
     return out
+
+
+def run_cli(*args: str) -> int:
+    """`rnr ARGS` in this process; the exit code."""
+    try:
+        main(list(args))
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0

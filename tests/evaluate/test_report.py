@@ -9,9 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _eval_builders import result, scored, write_run
+from _eval_builders import run_cli, result, scored, write_run
 
-from rolenrules.cli import main
 from rolenrules.evaluate.report import write_report
 
 
@@ -51,23 +50,15 @@ def test_html_is_self_contained_and_escapes_content(tmp_path: Path) -> None:
     assert "showing the first 3" in page
 
 
-def _cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 def test_cli_report_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base, tuned = _runs(tmp_path)
-    assert _cli("report", str(base), str(tuned), "--out", str(tmp_path / "r.html"), "--bootstrap", "100") == 0
+    assert run_cli("report", str(base), str(tuned), "--out", str(tmp_path / "r.html"), "--bootstrap", "100") == 0
     assert (tmp_path / "r.html").exists()
     assert "pass-rate (all rules followed)" in capsys.readouterr().out
-    assert _cli("compare", str(base), str(tuned), "--json", "--bootstrap", "100") == 0
+    assert run_cli("compare", str(base), str(tuned), "--json", "--bootstrap", "100") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["n_paired"] == 12 and data["a"] == "base"
-    assert _cli("report", str(tmp_path / "nope")) == 2
+    assert run_cli("report", str(tmp_path / "nope")) == 2
     assert "not an evaluation run folder" in capsys.readouterr().err
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _eval_builders import generated
+from _eval_builders import run_cli, generated
 
-from rolenrules.cli import main
 from rolenrules.errors import ConfigError
 from rolenrules.evaluate import EvalConfig, EvalIncomplete, build_bench, load_bench, read_results, run_eval
 from rolenrules.io import write_examples
@@ -181,36 +180,28 @@ def test_rescore_with_more_votes_keeps_responses(tmp_path: Path, bench: Path, fa
     assert json.loads((out / "run.json").read_text())["judge_votes"] == 3
 
 
-def _cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 def test_cli_bench_build_eval_report(tmp_path: Path, fake_server: Any, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RNR_JUDGE", raising=False)
     server = fake_server(reply=script)
     write_examples(generated(n_prompts=10, per_prompt=2), tmp_path / "gen.jsonl")
     bench = tmp_path / "bench.jsonl"
-    assert _cli("bench", "build", "--from", str(tmp_path / "gen.jsonl"), "--out", str(bench), "--size", "8",
+    assert run_cli("bench", "build", "--from", str(tmp_path / "gen.jsonl"), "--out", str(bench), "--size", "8",
                 "--seed", "3") == 0
     assert (tmp_path / "bench.exclude.txt").exists()
     out = tmp_path / "run"
-    assert _cli("eval", "--bench", str(bench), "--model", "openai:m", "--base-url", server.base_url,
+    assert run_cli("eval", "--bench", str(bench), "--model", "openai:m", "--base-url", server.base_url,
                 "--judge", "openai:j", "--out", str(out), "--bootstrap", "100", "--calibrate-judge") == 0
     printed = capsys.readouterr().out
     assert "pass-rate (all rules followed)" in printed
     summary = json.loads((out / "summary.json").read_text())
     results = read_results(out / "results.jsonl")
     assert summary["pass_rate"]["value"] == sum(r.passed for r in results) / len(results)
-    assert _cli("report", str(out), "--out", str(tmp_path / "r.html")) == 0
+    assert run_cli("report", str(out), "--out", str(tmp_path / "r.html")) == 0
     assert 'id="calibration-table"' in (tmp_path / "r.html").read_text()
     # no judge for a benchmark with judged rules: a clear error, exit 2, before any model call
     before = server.requests
-    assert _cli("eval", "--bench", str(bench), "--model", "openai:m", "--base-url", server.base_url,
+    assert run_cli("eval", "--bench", str(bench), "--model", "openai:m", "--base-url", server.base_url,
                 "--out", str(tmp_path / "nojudge")) == 2
     assert "--judge" in capsys.readouterr().err
     assert server.requests == before

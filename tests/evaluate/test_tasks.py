@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rolenrules.cli import main
+from _eval_builders import run_cli
 from rolenrules.errors import ConfigError
 from rolenrules.evaluate import EvalConfig, bench_rules, load_task, read_results, run_eval
 from rolenrules.llm import BackendOptions, make_llm
@@ -94,14 +94,6 @@ def test_sys_ifeval_run_writes_official_ifeval_summary(shared_data: Path, tmp_pa
     assert {rule.source for r in results for rule in r.rules} <= {"verifier", "unscored"}
 
 
-def _cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 def test_cli_ifeval_beside_sys_ifeval_and_realguardrails_with_judge(shared_data: Path, tmp_path: Path,
                                                                     fake_server: Any) -> None:
     def reply(body: dict[str, Any]) -> str:
@@ -116,7 +108,7 @@ def test_cli_ifeval_beside_sys_ifeval_and_realguardrails_with_judge(shared_data:
 
     server = fake_server(reply=reply)
     out = tmp_path / "ifeval"
-    assert _cli("eval", "--task", "ifeval", "--task", "sys-ifeval", "--limit", "8", "--data-dir", str(shared_data),
+    assert run_cli("eval", "--task", "ifeval", "--task", "sys-ifeval", "--limit", "8", "--data-dir", str(shared_data),
                 "--model", "openai:m", "--base-url", server.base_url, "--out", str(out), "--bootstrap", "50") == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["ifeval"]) == {"ifeval", "sys-ifeval"}
@@ -125,12 +117,12 @@ def test_cli_ifeval_beside_sys_ifeval_and_realguardrails_with_judge(shared_data:
         assert {"prompt_level_strict", "prompt_level_loose", "instruction_level_strict",
                 "instruction_level_loose"} <= set(fields)
     guard = tmp_path / "guardrails"
-    assert _cli("eval", "--task", "realguardrails", "--limit", "6", "--data-dir", str(shared_data),
+    assert run_cli("eval", "--task", "realguardrails", "--limit", "6", "--data-dir", str(shared_data),
                 "--model", "openai:m", "--base-url", server.base_url, "--judge", "openai:j", "--out", str(guard),
                 "--bootstrap", "50") == 0
     results = read_results(guard / "results.jsonl")
     assert {rule.source for r in results for rule in r.rules if rule.kind == "judged"} == {"judge"}
     assert {rule.source for r in results for rule in r.rules if rule.kind == "verifiable"} <= {"verifier"}
     assert all(r.role is not None and r.role.passed for r in results)
-    assert _cli("report", str(out), str(guard), "--out", str(tmp_path / "r.html")) == 0
+    assert run_cli("report", str(out), str(guard), "--out", str(tmp_path / "r.html")) == 0
     assert 'id="ifeval-table"' in (tmp_path / "r.html").read_text()

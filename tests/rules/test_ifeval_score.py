@@ -95,5 +95,5 @@ def test_cli_bad_input_exits_2_without_output(tmp_path: Path, capsys: pytest.Cap
 def test_score_file_rejects_missing_and_empty(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         score_file(tmp_path / "missing.jsonl", tmp_path / "out")
-    with pytest.raises(DataError, match="no rows"):
+    with pytest.raises(DataError, match="empty"):
         score_file(_write(tmp_path / "empty.jsonl", []), tmp_path / "out")

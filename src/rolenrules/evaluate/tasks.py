@@ -14,7 +14,6 @@ are its kwargs; the original row is kept in `metadata.ifeval` so the official IF
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from rolenrules.errors import ConfigError, DataError
 from rolenrules.evaluate.bench import final_user_prefix
+from rolenrules.io.sources import jsonl_objects
 from rolenrules.records import Example, Message, Rule
 
 TASK_FILES: dict[str, str] = {
@@ -66,20 +66,6 @@ def task_path(task: str, data_dir: str | Path | None = None) -> Path:
         raise ConfigError(f"task {task}: data file not found at {path}. Pass --data-dir DIR (the folder holding "
                           f"ifeval/ and systemcheck/) or set RNR_DATA_DIR.")
     return path
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"invalid JSON ({error.msg})", path=str(path), line=number) from None
-            if not isinstance(row, dict):
-                raise DataError("expected a JSON object", path=str(path), line=number)
-            yield number, row
 
 
 def _field(row: dict[str, Any], name: str, kind: type, path: Path, line: int) -> Any:
@@ -129,13 +115,13 @@ def _ifeval_example(task: str, row: dict[str, Any], messages: list[Message], pat
 
 
 def _ifeval(path: Path) -> Iterator[Example]:
-    for line, row in _rows(path):
+    for line, row in jsonl_objects(path):
         prompt = _field(row, "prompt", str, path, line)
         yield _ifeval_example("ifeval", row, [Message(role="user", content=prompt)], path, line)
 
 
 def _sys_ifeval(path: Path) -> Iterator[Example]:
-    for line, row in _rows(path):
+    for line, row in jsonl_objects(path):
         yield _ifeval_example("sys-ifeval", row, _messages(row, path, line), path, line)
 
 
@@ -170,7 +156,7 @@ def _turn_label(messages: list[Message]) -> str:
 
 
 def _realguardrails(path: Path) -> Iterator[Example]:
-    for line, row in _rows(path):
+    for line, row in jsonl_objects(path):
         messages = _messages(row, path, line)
         rules = _guardrail_rules(row, path, line)
         meta = {"task": "realguardrails", "rules": [r.model_dump(mode="json") for r in rules],
@@ -179,7 +165,7 @@ def _realguardrails(path: Path) -> Iterator[Example]:
 
 
 def _distractors(path: Path) -> Iterator[Example]:
-    for line, row in _rows(path):
+    for line, row in jsonl_objects(path):
         messages = _messages(row, path, line)
         rules = _guardrail_rules(row, path, line)
         kind = "multi-turn" if row.get("is_multiturn") else "single-turn"

@@ -9,11 +9,11 @@ these rows, so re-running a finished run writes nothing new.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+from rolenrules._sqlite import connect
 from rolenrules.errors import ConfigError
 
 _TABLES = """
@@ -29,10 +29,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 class RunStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(self.path)
         self._db.executescript(_TABLES)
 
     # -- run identity ------------------------------------------------------------------------

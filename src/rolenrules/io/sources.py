@@ -91,6 +91,17 @@ def _jsonl(path: str) -> Iterator[Row]:
         raise DataError("file is empty (no records)", path=path)
 
 
+def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; DataError names the line of bad
+    UTF-8, bad JSON or a non-object, and an empty file."""
+    for loc, value in _jsonl(str(path)):
+        if isinstance(value, DataError):
+            raise value
+        if not isinstance(value, dict):
+            raise loc.error("expected a JSON object")
+        yield loc.line or 0, value
+
+
 def _json(path: str) -> Iterator[Row]:
     data = Path(path).read_bytes()
     try:

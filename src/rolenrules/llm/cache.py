@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from rolenrules._sqlite import connect
 from rolenrules.llm.base import ChatRequest, ChatResult
 from rolenrules.records import Usage
 
@@ -45,10 +45,8 @@ def request_key(identity: str, request: ChatRequest) -> str:
 class RequestCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(self.path)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rolenrules.errors import ConfigError, DataError
+from rolenrules.io.sources import jsonl_objects
 from rolenrules.rules.base import CheckContext, Params, RuleType, loose_variants
 from rolenrules.rules.registry import IFEVAL_IDS, REGISTRY
 
@@ -142,19 +143,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 def _read_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise DataError("no such file", path=str(path))
-    numbered: list[tuple[int, dict[str, Any]]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"invalid JSON: {error.msg}", path=str(path), line=number) from None
-            if not isinstance(row, dict):
-                raise DataError("expected a JSON object", path=str(path), line=number)
-            numbered.append((number, row))
-    return numbered
+    return list(jsonl_objects(path))
 
 
 def score_file(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
@@ -163,8 +152,6 @@ def score_file(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     from rolenrules.io import atomic_path, write_jsonl
 
     numbered = _read_numbered(Path(path))
-    if not numbered:
-        raise DataError("no rows to score", path=str(path))
     rows = [row for _, row in numbered]
     verdicts = []
     for line, row in numbered:
