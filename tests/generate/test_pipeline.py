@@ -249,3 +249,19 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, shared_dat
     got = [e.id for e in read_examples(out)]
     assert len(got) == len(set(got)) and set(got) == expected
     assert server.requests <= reference.requests * 1.10
+
+
+def test_readme_quickstart_config_runs(fake_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The README's main job, with the teacher swapped for a local server (the config is the same file)."""
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)  # the quickstart's paths are relative to the repository root, as the README runs it
+    server = fake_server(reply=teacher_reply(answer=lambda body: " ".join(["word"] * 40)))
+    out = tmp_path / "quick.jsonl"
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--config", "examples/quickstart.yaml", "--teacher", "openai:any", "--base-url",
+              server.base_url, "--out", str(out), "--quiet"])
+    assert info.value.code in (0, None)
+    kept = list(read_examples(out)) if out.read_text() else []
+    rejects = _rows(tmp_path / "quick.jsonl.rejects.jsonl")
+    assert len(kept) + len(rejects) == 4  # 2 prompts x K=2
+    assert all(len(e.system_prompt.rules) == 2 for e in kept)

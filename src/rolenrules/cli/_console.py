@@ -1,5 +1,5 @@
-from rich.console import Console
+"""The CLI's consoles (defined in `rolenrules.console`, which library code may use too)."""
 
-# soft_wrap: long paths and messages stay on one line (greppable logs, copy-pastable paths).
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+from rolenrules.console import console, err_console
+
+__all__ = ["console", "err_console"]

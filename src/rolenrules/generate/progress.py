@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from rolenrules.cli._console import err_console
+from rolenrules.console import err_console
 from rolenrules.records import Usage
 
 log = logging.getLogger("rolenrules.generate")

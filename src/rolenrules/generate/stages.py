@@ -76,8 +76,10 @@ async def write_system_prompt(teacher: Teacher, instructions: list[str], rng: ra
     messages = teacher.templates["system_prompt"].render(
         instructions=instructions, min_rules=max(1, n_teacher), max_rules=max(1, n_teacher), hint=hint)
     try:
+        # About 60 tokens for the role and 60 per rule; a bounded budget stops a rambling model early.
         reply, result = await teacher.llm.structured(messages, TeacherSystemPrompt,
-                                                     temperature=config.prompt_temperature, max_tokens=1024)
+                                                     temperature=config.prompt_temperature,
+                                                     max_tokens=min(1024, 160 + 80 * max(1, n_teacher)))
     except (InvalidReplyError, LLMError) as error:
         raise StageFailure("system_prompt", f"teacher failed to write a system prompt: {error}") from None
     seen: set[str] = set()

@@ -39,7 +39,7 @@ class Judge:
     """Judges replies against rules with an LLM. `llm.identity` is recorded as the judge model."""
 
     def __init__(self, llm: LLM, *, votes: int = 1, templates_dir: str | Path | None = None,
-                 temperature: float = 0.0, max_tokens: int = 768) -> None:
+                 temperature: float = 0.0, max_tokens: int = 1024) -> None:
         if votes < 1:
             raise ValueError("votes must be at least 1")
         self.llm = llm
@@ -62,18 +62,22 @@ class Judge:
         numbered = [{"number": i, "text": r.text} for i, r in enumerate(rules, start=1)]
         messages = self.template.render(system_prompt=system_prompt, conversation=list(conversation),
                                         response=response, rules=numbered)
-        ballots = await asyncio.gather(*(self._ballot(messages, len(rules), vote) for vote in range(self.votes)))
+        # A verdict needs a few dozen tokens; a budget that grows with the rule count keeps a
+        # rambling judge (small local models) from spending the whole max_tokens on each call.
+        budget = min(self.max_tokens, 96 + 96 * len(rules))
+        ballots = await asyncio.gather(*(self._ballot(messages, len(rules), vote, budget) for vote in range(self.votes)))
         verdicts = []
         for index, rule in enumerate(rules, start=1):
             votes = [b[index] for b in ballots if b is not None and index in b]
             verdicts.append(_decide(rule, votes, turn))
         return verdicts
 
-    async def _ballot(self, messages: list[Message], n_rules: int, vote: int) -> dict[int, RuleVerdictOut] | None:
+    async def _ballot(self, messages: list[Message], n_rules: int, vote: int,
+                      budget: int) -> dict[int, RuleVerdictOut] | None:
         seed = None if vote == 0 else vote
         try:
             reply, result = await self.llm.structured(messages, JudgeReply, temperature=self.temperature,
-                                                      max_tokens=self.max_tokens, seed=seed)
+                                                      max_tokens=budget, seed=seed)
         except (InvalidReplyError, LLMError):
             return None
         self.usage = self.usage.add(result.usage)
@@ -85,7 +89,7 @@ class Judge:
                                              response=response)
         try:
             reply, result = await self.llm.structured(messages, RoleReply, temperature=self.temperature,
-                                                      max_tokens=self.max_tokens)
+                                                      max_tokens=min(self.max_tokens, 192))
         except (InvalidReplyError, LLMError) as error:
             return Verdict(rule_id="role", passed=None, source="unscored", reason=f"judge failed: {error}"[:300])
         self.usage = self.usage.add(result.usage)
