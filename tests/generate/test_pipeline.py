@@ -265,3 +265,16 @@ def test_readme_quickstart_config_runs(fake_server, tmp_path: Path, monkeypatch:
     rejects = _rows(tmp_path / "quick.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 4  # 2 prompts x K=2
     assert all(len(e.system_prompt.rules) == 2 for e in kept)
+
+
+def test_server_outage_failures_are_retried_on_resume(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    down = fake_server(reply=teacher_reply(), faults=Faults(rate=1.0, weights={"500": 1}))
+    out = tmp_path / "out.jsonl"
+    args = ("--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0")
+    _generate(down, out, *args, seeds=_seeds(shared_data))
+    rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
+    assert len(rejects) == 4 and all(r["status"] == "failed" and "HTTP 500" in r["reason"] for r in rejects)
+    up = fake_server(reply=teacher_reply())  # the server is back (at another address: not part of the run's identity)
+    _generate(up, out, *args, seeds=_seeds(shared_data))
+    assert len(list(read_examples(out))) == 4
+    assert _rows(tmp_path / "out.jsonl.rejects.jsonl") == []

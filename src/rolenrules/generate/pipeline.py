@@ -113,7 +113,7 @@ def generate(config: GenerateConfig, make_teacher: Callable[[GenerateConfig], tu
     try:
         resumed = store.claim(config.fingerprint())
         if store.get_meta("complete") == "1" and config.out_path.exists() and config.rejects_path.exists():
-            kept, rejected = len(store.conversations("kept")), len(store.conversations("rejected"))
+            kept, rejected = len(store.conversations("kept")), len(store.conversations("rejected", "failed"))
             log.info("run already complete: %d kept, %d rejected; nothing to do", kept, rejected)
             return RunResult(kept, rejected, config.out_path, config.rejects_path, config.card_path, True, Usage(), Usage())
         if resumed:
@@ -157,7 +157,7 @@ async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
     limit = max(2, config.concurrency * 2)
     with StageProgress(config.quiet, lambda: _usage_total(teacher)) as progress:
         # -- system prompts --------------------------------------------------------------------
-        todo = [p for p in plans if store.prompt(p.idx) is None]
+        todo = [p for p in plans if _prompt_pending(store.prompt(p.idx))]
         progress.stage("system prompts", len(plans), len(plans) - len(todo))
 
         def prompt_job(plan: Plan) -> Callable[[], Awaitable[None]]:
@@ -167,7 +167,8 @@ async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
                 try:
                     sp, usage = await write_system_prompt(teacher, instructions, rng)
                 except StageFailure as failure:
-                    store.put_prompt(plan.idx, "rejected", {"stage": failure.stage, "reason": failure.reason})
+                    store.put_prompt(plan.idx, "rejected", {"stage": failure.stage, "reason": failure.reason,
+                                                            "retryable": failure.retryable})
                     progress.advance(failed=True)
                     return
                 store.put_prompt(plan.idx, "ok", {"system_prompt": sp.model_dump(mode="json"), "usage": usage.model_dump()})
@@ -178,6 +179,7 @@ async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
 
         # -- dedup (in index order, so the same prompts survive on every run) ---------------------
         prompts = {idx: payload for idx, status, payload in store.prompts() if status == "ok"}
+        failed_prompts = {idx: payload for idx, status, payload in store.prompts() if status != "ok"}
         dropped = near_duplicates(
             ((str(idx), SystemPrompt.model_validate(prompts[idx]["system_prompt"]).render()) for idx in sorted(prompts)),
             config.dedup_threshold)
@@ -194,7 +196,10 @@ async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
                 cid = conversation_id(config, plan, position)
                 seed = plan.seeds[position]
                 base = {"id": cid, "seed_id": seed.id, "prompt_index": plan.idx, "source": seed.metadata.get("source")}
-                status, payload = await _one_conversation(teacher, plan, seed, cid, base, prompts, dropped)
+                status, payload = await _one_conversation(teacher, plan, seed, cid, base, prompts, failed_prompts,
+                                                          dropped)
+                if status != "kept":
+                    payload["status"] = status
                 store.put_conversation(cid, plan.idx, position, status, payload)
                 if status == "kept":
                     with open(partial, "a", encoding="utf-8") as handle:
@@ -205,13 +210,24 @@ async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
         await _bounded(limit, [conversation_job(p, pos) for p, pos in pending])
 
 
+def _prompt_pending(record: tuple[str, dict[str, Any]] | None) -> bool:
+    return record is None or (record[0] != "ok" and bool(record[1].get("retryable")))
+
+
+def _final(failure: StageFailure) -> str:
+    return "failed" if failure.retryable else "rejected"
+
+
 async def _one_conversation(teacher: Teacher, plan: Plan, seed: Example, cid: str, base: dict[str, Any],
-                            prompts: dict[int, dict[str, Any]], dropped: dict[str, str]) -> tuple[str, dict[str, Any]]:
+                            prompts: dict[int, dict[str, Any]], failed_prompts: dict[int, dict[str, Any]],
+                            dropped: dict[str, str]) -> tuple[str, dict[str, Any]]:
     config = teacher.config
     user_turns = user_turns_of(seed, config.max_turns)
     if plan.idx not in prompts:
-        return "rejected", {**base, "stage": "system_prompt", "reason": "its system prompt could not be written",
-                            "user_turns": user_turns}
+        failure = failed_prompts.get(plan.idx, {})
+        return "failed" if failure.get("retryable") else "rejected", {
+            **base, "stage": "system_prompt", "user_turns": user_turns,
+            "reason": f"its system prompt could not be written: {failure.get('reason', 'unknown')}"}
     sp = SystemPrompt.model_validate(prompts[plan.idx]["system_prompt"])
     if str(plan.idx) in dropped:
         return "rejected", {**base, "stage": "dedup", "system_prompt_id": sp.id, "user_turns": user_turns,
@@ -229,8 +245,8 @@ async def _one_conversation(teacher: Teacher, plan: Plan, seed: Example, cid: st
             conflict = {"rule_id": rule.id, "message": message, "turn": len(user_turns) - 1}
         answered = await answer_conversation(teacher, sp, user_turns)
     except StageFailure as failure:
-        return "rejected", {**base, "stage": failure.stage, "reason": failure.reason, "system_prompt_id": sp.id,
-                            "user_turns": user_turns, "details": failure.details}
+        return _final(failure), {**base, "stage": failure.stage, "reason": failure.reason, "system_prompt_id": sp.id,
+                                 "user_turns": user_turns, "details": failure.details}
     usage = usage.add(answered.usage)
     example = Example(id=cid, messages=answered.messages, system_prompt=sp, verdicts=answered.verdicts, metadata={
         "seed_id": seed.id, "source": seed.metadata.get("source"), "prompt_index": plan.idx,
@@ -244,7 +260,7 @@ async def _one_conversation(teacher: Teacher, plan: Plan, seed: Example, cid: st
 
 def _write_outputs(config: GenerateConfig, store: RunStore, teacher: Teacher) -> RunResult:
     kept = [Example.model_validate(p) for p in store.conversations("kept")]
-    rejects = store.conversations("rejected")
+    rejects = store.conversations("rejected", "failed")
     prompts = store.prompts()
     ok = sum(1 for _, status, _ in prompts if status == "ok")
     dropped_prompts = Counter("teacher failed" for _, status, _ in prompts if status != "ok")
@@ -259,6 +275,9 @@ def _write_outputs(config: GenerateConfig, store: RunStore, teacher: Teacher) ->
                        judge_usage=judge_usage, templates=teacher.template_versions)
     with atomic_path(config.card_path) as tmp:
         tmp.write_text(card, encoding="utf-8")
-    store.set_meta("complete", "1")
+    retry = sum(1 for r in rejects if r.get("status") == "failed")
+    store.set_meta("complete", "0" if retry else "1")
+    if retry:
+        log.warning("%d conversation(s) failed on server errors; run the same command again to retry them", retry)
     return RunResult(len(kept), len(rejects), config.out_path, config.rejects_path, config.card_path, False,
                      teacher.llm.usage, judge_usage)

@@ -37,11 +37,17 @@ class ConflictTurn(BaseModel):
 
 
 class StageFailure(Exception):
-    """A unit of work that cannot be completed; it goes to the rejects file with this reason."""
+    """A unit of work that cannot be completed; it goes to the rejects file with this reason.
+    `retryable` failures (the server was unreachable or kept failing) are tried again when the
+    run is resumed; the others (rules still broken, unusable replies) are final."""
 
-    def __init__(self, stage: str, reason: str, **details: object) -> None:
+    def __init__(self, stage: str, reason: str, *, retryable: bool = False, **details: object) -> None:
         super().__init__(reason)
-        self.stage, self.reason, self.details = stage, reason, details
+        self.stage, self.reason, self.retryable, self.details = stage, reason, retryable, details
+
+
+def _teacher_failure(stage: str, what: str, error: LLMError, **details: object) -> StageFailure:
+    return StageFailure(stage, f"{what}: {error}", retryable=not isinstance(error, InvalidReplyError), **details)
 
 
 @dataclass
@@ -81,7 +87,7 @@ async def write_system_prompt(teacher: Teacher, instructions: list[str], rng: ra
                                                      temperature=config.prompt_temperature,
                                                      max_tokens=min(1024, 160 + 80 * max(1, n_teacher)))
     except (InvalidReplyError, LLMError) as error:
-        raise StageFailure("system_prompt", f"teacher failed to write a system prompt: {error}") from None
+        raise _teacher_failure("system_prompt", "teacher failed to write a system prompt", error) from None
     seen: set[str] = set()
     judged = []
     for item in reply.rules:
@@ -103,7 +109,7 @@ async def write_conflict_turn(teacher: Teacher, rule: Rule, request: str) -> tup
         reply, result = await teacher.llm.structured(messages, ConflictTurn, temperature=teacher.config.temperature,
                                                      max_tokens=256)
     except (InvalidReplyError, LLMError) as error:
-        raise StageFailure("conflict_turn", f"teacher failed to write a conflict turn: {error}") from None
+        raise _teacher_failure("conflict_turn", "teacher failed to write a conflict turn", error) from None
     return reply.message.strip(), result.usage
 
 
@@ -134,7 +140,7 @@ async def answer_conversation(teacher: Teacher, system_prompt: SystemPrompt, use
             try:
                 result = await teacher.llm.chat(messages, temperature=config.temperature, max_tokens=config.max_tokens)
             except (InvalidReplyError, LLMError) as error:
-                raise StageFailure("response", f"turn {turn}: teacher failed: {error}", turn=turn) from None
+                raise _teacher_failure("response", f"turn {turn}: teacher failed", error, turn=turn) from None
             usage = usage.add(result.usage)
             reply = result.text.strip()
             turn_verdicts = await score_reply(reply, system_prompt.rules, system_prompt=system_text,

@@ -72,19 +72,22 @@ class RunStore:
 
     # -- conversations -----------------------------------------------------------------------
     def done_ids(self) -> set[str]:
+        """Conversations finished for good ('failed' ones are retried on resume)."""
         with self._lock:
-            return {r[0] for r in self._db.execute("SELECT id FROM conversations")}
+            return {r[0] for r in self._db.execute("SELECT id FROM conversations WHERE status != 'failed'")}
 
     def put_conversation(self, cid: str, prompt_idx: int, position: int, status: str, payload: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
                              (cid, prompt_idx, position, status, json.dumps(payload, ensure_ascii=False)))
 
-    def conversations(self, status: str) -> list[dict[str, Any]]:
-        """Finished conversations of one status ('kept' or 'rejected'), in a stable order."""
+    def conversations(self, *statuses: str) -> list[dict[str, Any]]:
+        """Conversations of these statuses ('kept', 'rejected' = final, 'failed' = retried on
+        resume), in a stable order."""
+        marks = ", ".join("?" for _ in statuses)
         with self._lock:
-            rows = self._db.execute("SELECT payload FROM conversations WHERE status = ? ORDER BY prompt_idx, position",
-                                    (status,)).fetchall()
+            rows = self._db.execute(f"SELECT payload FROM conversations WHERE status IN ({marks}) "
+                                    "ORDER BY prompt_idx, position", statuses).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def close(self) -> None:
