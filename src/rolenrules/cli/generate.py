@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from rolenrules.cli._console import err_console
+from rolenrules.console import setup_logging
 from rolenrules.cli._model_options import command_from_config
 from rolenrules.cli._options import build_llm
 from rolenrules.config_file import load_yaml_mapping
@@ -30,7 +30,7 @@ def make_clients(config: GenerateConfig) -> tuple[LLM, LLM]:
 
 def _run(values: dict[str, Any]) -> None:
     config = build_config(values, "rnr generate")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     result = generate(config, make_clients)
     if result.already_complete:
         err_console.print(f"run already complete ({result.kept} kept, {result.rejected} rejected): nothing to do; "

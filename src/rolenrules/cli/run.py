@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rolenrules.cli._console import err_console
+from rolenrules.console import setup_logging
 
 
 def run(
@@ -17,7 +17,7 @@ def run(
     """Run the whole RNR method; each stage resumes or is skipped when already complete."""
     from rolenrules.experiment import Experiment, load_experiment
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     config = load_experiment(experiment)
     Experiment(config, echo=lambda text: err_console.print(text, markup=False, highlight=False)).run()
 
