@@ -7,6 +7,8 @@ asked. Models are cached by (path, n_ctx, n_threads), so tests and CLI commands 
 
 from __future__ import annotations
 
+import atexit
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +42,17 @@ class LoadedModel:
 
 _MODELS: dict[tuple[Path, int, int | None], LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free the models while the interpreter is whole: llama-cpp-python's own __del__ runs during
+    # shutdown, after the C bindings are gone, and prints a TypeError for every cached model.
+    with _MODELS_LOCK:
+        for model in _MODELS.values():
+            model.executor.shutdown(wait=False)
+            model.llama.close()
+        _MODELS.clear()
 
 
 def check_gguf_file(path: Path, spec: str) -> None:
