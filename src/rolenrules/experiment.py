@@ -160,10 +160,9 @@ class Experiment:
         return build_config(values, "experiment generate")
 
     def stage_generate(self) -> None:
-        from rolenrules.cli.generate import make_clients
-        from rolenrules.generate import generate
+        from rolenrules.generate import default_clients, generate
 
-        result = generate(self.generate_config(), make_clients)
+        result = generate(self.generate_config(), default_clients)
         self.echo(f"[generate] {result.kept} kept, {result.rejected} rejected → {result.out}")
         if result.kept == 0:
             raise ConfigError(f"generation kept no conversation (see {result.rejects}); nothing to train on")
@@ -197,7 +196,7 @@ class Experiment:
         self.echo(f"[train] model → {out}")
 
     def _judge_llm(self) -> Any:
-        from rolenrules.cli._options import build_llm
+        from rolenrules.llm.spec import build_llm
 
         gen = self.generate_config()
         spec = self.config.eval.judge or gen.judge or gen.teacher

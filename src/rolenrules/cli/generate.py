@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from rolenrules.cli._console import err_console
-from rolenrules.console import setup_logging
 from rolenrules.cli._model_options import command_from_config
-from rolenrules.cli._options import build_llm
 from rolenrules.config_file import load_yaml_mapping
-from rolenrules.generate import GenerateConfig, build_config, generate
-from rolenrules.llm import LLM
-
-
-def make_clients(config: GenerateConfig) -> tuple[LLM, LLM]:
-    """The teacher, and the judge (a sibling of the teacher unless --judge names another model)."""
-    cache = Path(config.cache) if config.cache else config.run_path / "cache.sqlite"
-    teacher = build_llm(config.teacher, base_url=config.base_url, timeout=config.timeout,
-                        max_retries=config.max_retries, concurrency=config.concurrency, cache=cache)
-    if not config.judge:
-        return teacher, teacher.sibling()
-    judge = build_llm(config.judge, base_url=config.judge_base_url, timeout=config.timeout,
-                      max_retries=config.max_retries, concurrency=config.concurrency, cache=cache)
-    return teacher, judge
+from rolenrules.console import setup_logging
+from rolenrules.generate import GenerateConfig, build_config, default_clients, generate
 
 
 def _run(values: dict[str, Any]) -> None:
     config = build_config(values, "rnr generate")
     setup_logging()
-    result = generate(config, make_clients)
+    result = generate(config, default_clients)
     if result.already_complete:
         err_console.print(f"run already complete ({result.kept} kept, {result.rejected} rejected): nothing to do; "
                           f"output in {result.out}", highlight=False)

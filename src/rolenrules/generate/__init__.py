@@ -2,6 +2,6 @@
 regeneration, dedup, and a resumable run store."""
 
 from rolenrules.generate.config import GenerateConfig, build_config
-from rolenrules.generate.pipeline import RunResult, generate
+from rolenrules.generate.pipeline import RunResult, default_clients, generate
 
-__all__ = ["GenerateConfig", "RunResult", "build_config", "generate"]
+__all__ = ["GenerateConfig", "RunResult", "build_config", "default_clients", "generate"]

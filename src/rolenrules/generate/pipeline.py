@@ -32,7 +32,7 @@ from rolenrules.generate.stages import (StageFailure, Teacher, answer_conversati
 from rolenrules.generate.store import RunStore
 from rolenrules.io import atomic_path, read_examples, write_examples, write_jsonl
 from rolenrules.judge import Judge
-from rolenrules.llm import LLM
+from rolenrules.llm import LLM, build_llm
 from rolenrules.prompts import load_template
 from rolenrules.records import Example, SystemPrompt, Usage, stable_id
 from rolenrules.rules import get_rule_type
@@ -103,9 +103,22 @@ def _validate(config: GenerateConfig) -> None:
         get_rule_type(type_id)
 
 
+def default_clients(config: GenerateConfig) -> tuple[LLM, LLM]:
+    """The teacher, and the judge (a sibling of the teacher unless --judge names another model)."""
+    cache = Path(config.cache) if config.cache else config.run_path / "cache.sqlite"
+    teacher = build_llm(config.teacher, base_url=config.base_url, timeout=config.timeout,
+                        max_retries=config.max_retries, concurrency=config.concurrency, cache=cache)
+    if not config.judge:
+        return teacher, teacher.sibling()
+    judge = build_llm(config.judge, base_url=config.judge_base_url, timeout=config.timeout,
+                      max_retries=config.max_retries, concurrency=config.concurrency, cache=cache)
+    return teacher, judge
+
+
 def generate(config: GenerateConfig, make_teacher: Callable[[GenerateConfig], tuple[LLM, LLM]]) -> RunResult:
-    """Run (or resume) generation. `make_teacher(config)` returns the (teacher, judge) clients; it is
-    only called when there is work to do, so a finished run loads no model and sends no request."""
+    """Run (or resume) generation. `make_teacher(config)` returns the (teacher, judge) clients
+    (`default_clients` builds them from the config); it is only called when there is work to do, so a
+    finished run loads no model and sends no request."""
     _validate(config)
     seeds = load_seeds(config)
     plans = make_plans(config, seeds)

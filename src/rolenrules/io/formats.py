@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rolenrules.errors import DataError
 from rolenrules.io.sources import Location
 from rolenrules.records import Example, Message, SystemPrompt, Verdict, stable_id
 

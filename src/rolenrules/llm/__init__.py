@@ -3,10 +3,10 @@
 from rolenrules.llm.base import Backend, ChatRequest, ChatResult, InvalidReplyError, LLMError, Sampling
 from rolenrules.llm.cache import RequestCache
 from rolenrules.llm.client import LLM, parse_json_reply, schema_for
-from rolenrules.llm.spec import BackendOptions, make_backend, make_llm, parse_spec, resolve_default_spec
+from rolenrules.llm.spec import BackendOptions, build_llm, make_backend, make_llm, parse_spec, resolve_default_spec
 
 __all__ = [
     "LLM", "Backend", "BackendOptions", "ChatRequest", "ChatResult", "InvalidReplyError", "LLMError",
-    "RequestCache", "Sampling", "make_backend", "make_llm", "parse_json_reply", "parse_spec",
+    "RequestCache", "Sampling", "build_llm", "make_backend", "make_llm", "parse_json_reply", "parse_spec",
     "resolve_default_spec", "schema_for",
 ]

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rolenrules.errors import ConfigError
-from rolenrules.llm.base import Backend
+from rolenrules.llm.base import Backend, Sampling
 from rolenrules.llm.cache import RequestCache
 from rolenrules.llm.client import LLM
-from rolenrules.llm.base import Sampling
 
 KINDS = ("openai", "hf", "local", "vllm")
 DEFAULT_LOCAL = "local:smollm2"
@@ -78,3 +77,17 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
     if isinstance(cache, (str, Path)):
         cache = RequestCache(cache)
     return LLM(backend, cache=cache, concurrency=concurrency, attempts=attempts, sampling=sampling)
+
+
+def build_llm(spec: str | None, *, base_url: str | None = None, timeout: float = 120.0, max_retries: int = 4,
+              concurrency: int = 8, cache: str | Path | RequestCache | None = None, sampling: Sampling | None = None,
+              env_var: str = "RNR_TEACHER", quiet: bool = False) -> LLM:
+    """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2)."""
+    if not spec:
+        spec, embedded = resolve_default_spec(env_var)
+        if embedded and not quiet:
+            from rolenrules.console import err_console
+
+            err_console.print(f"[yellow]note:[/] {TOY_NOTICE}", highlight=False)
+    options = BackendOptions(base_url=base_url, timeout=timeout, max_retries=max_retries)
+    return make_llm(spec, options, cache=cache, concurrency=concurrency, sampling=sampling)
