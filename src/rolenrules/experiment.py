@@ -84,19 +84,13 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _relative(base: Path, spec: str) -> str:
-    path, sep, weight = spec.rpartition(":")
-    if not sep or not _is_number(weight):
-        path, weight = spec, ""
-    resolved = str(base / path) if (base / path).exists() else path
-    return f"{resolved}:{weight}" if weight else resolved
+    """A `PATH[:WEIGHT]` data spec with PATH made relative to the experiment file when it exists there."""
+    from rolenrules.train.config import DataSource
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    source = DataSource.split(spec)
+    path = base / source["path"]
+    resolved = str(path) if path.exists() else source["path"]
+    return f"{resolved}:{source['weight']:g}" if "weight" in source else resolved
 
 
 class Experiment:

@@ -27,7 +27,7 @@ from rolenrules.generate.card import render_card
 from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.dedup import near_duplicates
 from rolenrules.generate.progress import StageProgress
-from rolenrules.generate.stages import (StageFailure, Teacher, answer_conversation, user_turns_of,
+from rolenrules.generate.stages import (StageFailure, Teacher, answer_conversation,
                                         write_conflict_turn, write_system_prompt)
 from rolenrules.generate.store import RunStore
 from rolenrules.io import atomic_path, read_examples, write_examples, write_jsonl
@@ -191,8 +191,9 @@ async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
         await _bounded(limit, [prompt_job(p) for p in todo])
 
         # -- dedup (in index order, so the same prompts survive on every run) ---------------------
-        prompts = {idx: payload for idx, status, payload in store.prompts() if status == "ok"}
-        failed_prompts = {idx: payload for idx, status, payload in store.prompts() if status != "ok"}
+        stored = store.prompts()
+        prompts = {idx: payload for idx, status, payload in stored if status == "ok"}
+        failed_prompts = {idx: payload for idx, status, payload in stored if status != "ok"}
         dropped = near_duplicates(
             ((str(idx), SystemPrompt.model_validate(prompts[idx]["system_prompt"]).render()) for idx in sorted(prompts)),
             config.dedup_threshold)
@@ -235,7 +236,7 @@ async def _one_conversation(teacher: Teacher, plan: Plan, seed: Example, cid: st
                             prompts: dict[int, dict[str, Any]], failed_prompts: dict[int, dict[str, Any]],
                             dropped: dict[str, str]) -> tuple[str, dict[str, Any]]:
     config = teacher.config
-    user_turns = user_turns_of(seed, config.max_turns)
+    user_turns = seed.user_turns[: config.max_turns]
     if plan.idx not in prompts:
         failure = failed_prompts.get(plan.idx, {})
         return "failed" if failure.get("retryable") else "rejected", {

@@ -15,7 +15,7 @@ from rolenrules.generate.config import GenerateConfig
 from rolenrules.judge import Judge
 from rolenrules.llm import LLM, InvalidReplyError, LLMError
 from rolenrules.prompts import PromptTemplate, load_template
-from rolenrules.records import CATEGORIES, Example, Message, Rule, SystemPrompt, Usage, Verdict
+from rolenrules.records import CATEGORIES, Message, Rule, SystemPrompt, Usage, Verdict
 from rolenrules.rules import sample_rules
 from rolenrules.scoring import score_reply
 
@@ -163,6 +163,3 @@ async def answer_conversation(teacher: Teacher, system_prompt: SystemPrompt, use
     return Answered(messages=[Message(role="system", content=system_text), *history], verdicts=verdicts,
                     attempts=attempts, usage=usage)
 
-
-def user_turns_of(seed: Example, max_turns: int) -> list[str]:
-    return seed.user_turns[:max_turns]

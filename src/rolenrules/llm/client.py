@@ -8,7 +8,6 @@ arrived but cannot be used: empty choices, truncated or schema-invalid JSON.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -117,14 +116,15 @@ class LLM:
         request = self._request(messages, sampling, overrides)
         last: InvalidReplyError | None = None
         for attempt in range(self.attempts):
+            attempt_request = _reseed(request, attempt)
             try:
-                result = await self._complete(_reseed(request, attempt))
+                result = await self._complete(attempt_request)
             except InvalidReplyError as error:
                 last = error
                 continue
             if result.text.strip():
                 if self.cache is not None and not result.cached:
-                    self.cache.put(self.identity, _reseed(request, attempt), result)
+                    self.cache.put(self.identity, attempt_request, result)
                 return result
             last = InvalidReplyError("empty reply")
         assert last is not None
@@ -173,6 +173,3 @@ def _reseed(request: ChatRequest, attempt: int) -> ChatRequest:
     seed = (request.sampling.seed or 0) + 1000 * attempt
     return request.model_copy(update={"sampling": request.sampling.model_copy(update={"seed": seed})})
 
-
-def dumps_schema(model: type[BaseModel]) -> str:
-    return json.dumps(schema_for(model), indent=2)
