@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class RnrError(Exception):
     """Base of every error the CLI reports as a clear message (exit code 2)."""
@@ -27,3 +29,26 @@ class DataError(RnrError):
         if field:
             where += f": field '{field}'"
         super().__init__(f"{where}: {message}")
+
+
+def validation_problems(error: ValidationError, *, unknown: str = "unknown field") -> list[tuple[str, str]]:
+    """(dotted field path, message) for each problem pydantic found, worded for a user: a key the
+    model forbids reads `unknown`, a missing one `required`. The one place that wording lives."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item.get("loc", ()))
+        message = item.get("msg", "invalid")
+        if item.get("type") == "extra_forbidden":
+            message = unknown
+        elif item.get("type") == "missing":
+            message = "required"
+        problems.append((field, message))
+    return problems
+
+
+def config_error(error: ValidationError, source: str, *, unknown: str = "unknown option") -> ConfigError:
+    """A ConfigError in one line naming the source and every bad field:
+    `SOURCE: field 'a.b': message; field 'c': message`."""
+    parts = [f"field '{field}': {message}" if field else message
+             for field, message in validation_problems(error, unknown=unknown)]
+    return ConfigError(f"{source}: " + "; ".join(parts))

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rolenrules.errors import ConfigError
+from rolenrules.errors import ConfigError, config_error
 
 log = logging.getLogger("rolenrules.run")
 
@@ -62,10 +62,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(values)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ()))
-        message = "unknown option" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
-        raise ConfigError(f"{path}: {field}: {message}") from None
+        raise config_error(error, str(path)) from None
     # Relative paths in the file are relative to the file, like a Makefile's.
     base = Path(path).resolve().parent
     if not config.workdir.is_absolute():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -101,6 +102,17 @@ class Verdict(BaseModel):
     turn: int | None = None
 
 
+def all_passed(outcomes: Iterable[bool | None]) -> bool | None:
+    """Several verdicts as one: any failure fails (False); otherwise any unscored verdict leaves the
+    whole unscored (None), never a pass; True only when every one passed."""
+    outcomes = list(outcomes)
+    if any(o is False for o in outcomes):
+        return False
+    if any(o is None for o in outcomes):
+        return None
+    return True
+
+
 class Usage(BaseModel):
     """Token usage, summed over the calls that made a record (or a whole run)."""
 
@@ -158,11 +170,7 @@ class Example(BaseModel):
     @property
     def passed(self) -> bool | None:
         """All rules followed (True), one failed (False), or some unscored and none failed (None)."""
-        if any(v.passed is False for v in self.verdicts):
-            return False
-        if any(v.passed is None for v in self.verdicts):
-            return None
-        return True
+        return all_passed(v.passed for v in self.verdicts)
 
     def with_system(self, system_prompt: SystemPrompt) -> Example:
         """A copy whose system message is `system_prompt` rendered (replacing any existing one)."""

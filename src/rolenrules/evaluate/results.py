@@ -13,9 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rolenrules.errors import DataError
-from rolenrules.records import Message, Rule, RuleKind, Verdict, VerdictSource
+from rolenrules.records import Message, Rule, RuleKind, Verdict, VerdictSource, all_passed
 
 Status = Literal["pass", "fail", "unscored"]
+_STATUS: dict[bool | None, Status] = {True: "pass", False: "fail", None: "unscored"}
 
 
 class ScoredRule(BaseModel):
@@ -72,11 +73,7 @@ class EvalResult(BaseModel):
 
     @staticmethod
     def status_of(rules: list[ScoredRule]) -> Status:
-        if any(r.passed is False for r in rules):
-            return "fail"
-        if any(r.passed is None for r in rules):
-            return "unscored"
-        return "pass"
+        return _STATUS[all_passed(r.passed for r in rules)]
 
     @property
     def system(self) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rolenrules.errors import ConfigError
+from rolenrules.errors import ConfigError, config_error
 from rolenrules.records import stable_id
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
@@ -125,9 +125,4 @@ def build_config(values: dict[str, Any], source: str = "options") -> GenerateCon
     try:
         return GenerateConfig(**values)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "<config>"
-        message = first.get("msg", "invalid")
-        if first.get("type") == "extra_forbidden":
-            message = "unknown option"
-        raise ConfigError(f"{source}: {field.replace('_', '-')}: {message}") from None
+        raise config_error(error, source) from None

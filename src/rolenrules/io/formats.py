@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rolenrules.errors import validation_problems
 from rolenrules.io.sources import Location
 from rolenrules.records import Example, Message, SystemPrompt, Verdict, stable_id
 
@@ -188,8 +189,7 @@ def normalise(row: Any, loc: Location, fmt: str) -> Example:
     try:
         example = NORMALISERS[fmt](row, loc)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ()))
-        raise loc.error(first.get("msg", "invalid"), field=field or None) from None
+        field, message = validation_problems(error)[0]
+        raise loc.error(message, field=field or None) from None
     example.metadata.setdefault("source", {"path": loc.path, **({"line": loc.line} if loc.line else {"row": loc.row})})
     return example

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from rolenrules.errors import validation_problems
 from rolenrules.llm.base import Backend, ChatRequest, ChatResult, InvalidReplyError, Sampling
 from rolenrules.llm.cache import RequestCache
 from rolenrules.records import Message, Usage
@@ -52,9 +53,8 @@ def parse_json_reply(text: str, model: type[T]) -> T:
 
 
 def _short(error: ValidationError) -> str:
-    first = error.errors()[0]
-    loc = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
-    return f"{loc}: {first.get('msg')}"
+    field, message = validation_problems(error)[0]
+    return f"{field or '<root>'}: {message}"
 
 
 class LLM:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from rolenrules.errors import ConfigError
+from rolenrules.errors import ConfigError, config_error
 
 Mode = Literal["strict", "loose"]
 MODES: tuple[Mode, ...] = ("strict", "loose")
@@ -122,9 +122,7 @@ class RuleType(Generic[P]):
         try:
             return self.params_model.model_validate(dict(params or {}))  # type: ignore[return-value]
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "params"
-            raise ConfigError(f"rule type '{self.id}': bad parameter '{where}': {first['msg']}") from None
+            raise config_error(error, f"rule type '{self.id}': bad parameters") from None
 
     def sample(self, rng: random.Random) -> P:
         return self.parse(self._sample(rng))

@@ -10,38 +10,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-#: ChatML with TRL/transformers generation markers around assistant replies (for assistant-only loss).
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
-    "{% else %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+def chatml_template(*, generation_markers: bool = True, system_role: bool = True) -> str:
+    """A ChatML chat template. With `generation_markers`, each assistant reply and its end-of-turn
+    token sit inside `{% generation %}` markers (what TRL's assistant-only loss needs); without
+    them it is what many real templates look like. Without `system_role`, a system message
+    raises, as Gemma's template does."""
+    reply = "{{ message['content'] + '<|im_end|>' }}"
+    if generation_markers:
+        reply = "{% generation %}" + reply + "{% endgeneration %}"
+    reject_system = "{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    return (
+        "{% for message in messages %}"
+        + ("" if system_role else reject_system)
+        + "{% if message['role'] == 'assistant' %}"
+        "{{ '<|im_start|>assistant\n' }}" + reply + "{{ '\n' }}"
+        "{% else %}"
+        "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+        "{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
 
-#: The same ChatML without generation markers (what many real templates look like).
-CHATML_NO_MARKERS = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
-#: A template that rejects a system role, as Gemma's does.
-NO_SYSTEM_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
-    "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
-    "{% else %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+CHATML_TEMPLATE = chatml_template()
+CHATML_NO_MARKERS = chatml_template(generation_markers=False)
+NO_SYSTEM_TEMPLATE = chatml_template(system_role=False)
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rolenrules.config_file import load_yaml_mapping
-from rolenrules.errors import ConfigError
+from rolenrules.errors import config_error
 
 Method = Literal["full", "lora", "qlora"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -173,19 +173,6 @@ class TrainConfig(BaseModel):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "<config>"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown option (see `rnr train --help`)"
-        elif item["type"] == "missing":
-            message = "required"
-        parts.append(f"field '{field}': {message}")
-    return f"{source}: " + "; ".join(parts)
-
-
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """YAML `config_file` (if any) with `overrides` on top; overrides that are None are not given.
 
@@ -198,7 +185,7 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, source)) from None
+        raise config_error(error, source, unknown="unknown option (see `rnr train --help`)") from None
 
 
 def describe(field: str) -> str:
