@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class RnrError(Exception):
@@ -46,9 +51,23 @@ def validation_problems(error: ValidationError, *, unknown: str = "unknown field
     return problems
 
 
-def config_error(error: ValidationError, source: str, *, unknown: str = "unknown option") -> ConfigError:
+def config_error(error: ValidationError, source: str, *, unknown: str = "unknown option",
+                 flags: bool = False) -> ConfigError:
     """A ConfigError in one line naming the source and every bad field:
-    `SOURCE: field 'a.b': message; field 'c': message`."""
-    parts = [f"field '{field}': {message}" if field else message
+    `SOURCE: field 'a.b': message; field 'c': message`, or with `flags` (options a user typed as
+    command-line flags) `SOURCE: --max-tokens: message`."""
+    def name(field: str) -> str:
+        return "--" + field.replace("_", "-") if flags else f"field '{field}'"
+
+    parts = [f"{name(field)}: {message}" if field else message
              for field, message in validation_problems(error, unknown=unknown)]
     return ConfigError(f"{source}: " + "; ".join(parts))
+
+
+def validate_config(config_cls: type[ModelT], values: Mapping[str, Any], source: str, *,
+                    unknown: str = "unknown option", flags: bool = False) -> ModelT:
+    """`config_cls` built from `values`, or a `config_error` naming `source` and every bad field."""
+    try:
+        return config_cls.model_validate(dict(values))
+    except ValidationError as error:
+        raise config_error(error, source, unknown=unknown, flags=flags) from None

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rolenrules.errors import ConfigError, config_error
+from rolenrules.errors import ConfigError, validate_config
 
 log = logging.getLogger("rolenrules.run")
 
@@ -59,10 +59,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     from rolenrules.config_file import load_yaml_mapping
 
     values = load_yaml_mapping(path)
-    try:
-        config = ExperimentConfig.model_validate(values)
-    except ValidationError as error:
-        raise config_error(error, str(path)) from None
+    config = validate_config(ExperimentConfig, values, str(path))
     # Relative paths in the file are relative to the file, like a Makefile's.
     base = Path(path).resolve().parent
     if not config.workdir.is_absolute():

@@ -12,13 +12,26 @@ import typer
 
 from rolenrules import __version__
 from rolenrules.errors import RnrError
+from rolenrules.llm.registry import BACKENDS
+
+
+def _model_specs() -> str:
+    """The backend registry as help text (click keeps a paragraph after a \\b line unwrapped)."""
+    lines = [f"  {', '.join(entry.forms)}\n      {entry.help}" for entry in BACKENDS.values()]
+    return "Model specs (--model, --teacher, --judge):\n\n\b\n" + "\n".join(lines)
+
 
 app = typer.Typer(
     name="rnr",
     help="rolenrules: generate role-and-rule training data, train on it, and measure system-prompt following.",
+    epilog=_model_specs(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's own help layout: it wraps long option text instead of cutting it with an ellipsis as
+    # the rich panels do in an 80-column terminal, and shows each option's default.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 
 #: Command modules under rolenrules.cli, each with `register(app)`.

@@ -8,13 +8,14 @@ import typer
 
 from rolenrules.cli._console import console, err_console
 from rolenrules.cli._options import BaseUrl, CachePath, MaxRetries, Timeout, build_llm
-from rolenrules.llm import Sampling
+from rolenrules.console import setup_logging
+from rolenrules.llm import Sampling, spec_forms
 from rolenrules.records import Message
 
 
 def chat(
     prompt: Annotated[str, typer.Argument(help="The user message.")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model spec: openai:NAME, hf:ID_OR_PATH, local:smollm2 or local:FILE.gguf (default: $RNR_MODEL, an OpenAI env, or local:smollm2).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model spec: {spec_forms()} (default: $RNR_MODEL, an OpenAI env, or local:smollm2).")] = None,
     system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
     base_url: BaseUrl = None,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.7,
@@ -28,8 +29,9 @@ def chat(
 ) -> None:
     """Send one prompt (with an optional system prompt) and print the reply."""
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    setup_logging()
     llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache,
-                    sampling=sampling, env_var="RNR_MODEL")
+                    sampling=sampling, env_var="RNR_MODEL", flag="--model")
     messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=prompt)]
     result = llm.run(llm.chat(messages))
     console.print(result.text, markup=False, highlight=False)

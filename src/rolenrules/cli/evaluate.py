@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from rolenrules.cli._console import console, err_console
-from rolenrules.cli._options import BaseUrl, Concurrency, MaxRetries, Timeout, build_llm
-from rolenrules.errors import ConfigError
+from rolenrules.cli._model_options import command_from_config
+from rolenrules.cli._options import BaseUrl, Concurrency, build_llm
+from rolenrules.config_file import load_yaml_mapping
+from rolenrules.console import setup_logging
+from rolenrules.errors import ConfigError, validate_config
+from rolenrules.evaluate.config import EvalCommandConfig
+from rolenrules.llm import BACKENDS, spec_forms
 
 bench_app = typer.Typer(help="Benchmarks of held-out system prompts.", no_args_is_help=True)
 standard_app = typer.Typer(help="Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model.",
                            no_args_is_help=True)
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding ifeval/ and systemcheck/ (default: $RNR_DATA_DIR, else ../shared/data).")]
 Resamples = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")]
 
 
@@ -50,62 +54,49 @@ def bench_build(
         err_console.print(f"  skipped {count}: {reason}", highlight=False, markup=False)
 
 
-def eval_command(
-    out: Annotated[Path, typer.Option("--out", help="Run folder: results.jsonl, summary.json, run.json, cache.sqlite.")],
-    bench: Annotated[Optional[Path], typer.Option("--bench", help="Benchmark file (see docs/benchmark_format.md).")] = None,
-    task: Annotated[Optional[list[str]], typer.Option("--task", help="Built-in task: ifeval, sys-ifeval, realguardrails, distractors (repeatable).")] = None,
-    data_dir: DataDir = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model under test: openai:NAME, hf:PATH, local:smollm2, vllm:NAME (default: $RNR_MODEL, an OpenAI env, or local:smollm2).")] = None,
-    base_url: BaseUrl = None,
-    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model spec (default: $RNR_JUDGE). Needed for judged rules and role adherence.")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option("--judge-base-url", help="OpenAI-compatible URL of the judge (default: --base-url).")] = None,
-    judge_votes: Annotated[int, typer.Option("--judge-votes", min=1, help="Ask the judge n times; the majority decides (ties are unscored).")] = 1,
-    calibrate_judge: Annotated[bool, typer.Option("--calibrate-judge", help="Also judge the verifiable rules and report agreement with the exact checks.")] = False,
-    role_adherence: Annotated[bool, typer.Option("--role-adherence/--no-role-adherence", help="Judge whether replies stay in role (where there is a role).")] = True,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N examples (of each task).")] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature of the model under test.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response of the model under test.")] = 1024,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed, and the bootstrap seed.")] = 0,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 120.0,
-    max_retries: MaxRetries = 4,
-    resamples: Resamples = 2000,
-    rescore: Annotated[bool, typer.Option("--rescore", help="Re-score the responses already in --out (e.g. with another judge) without generating.")] = False,
-) -> None:
-    """Run a model on a benchmark, score every rule, and write metrics with confidence intervals."""
+def _eval(values: dict[str, Any]) -> None:
     import os
 
     from rolenrules.evaluate.report import load_runs, render_markdown
-    from rolenrules.evaluate.runner import CACHE, EvalConfig, run_eval
+    from rolenrules.evaluate.runner import CACHE, run_eval
     from rolenrules.evaluate.tasks import load_task
     from rolenrules.judge import Judge
-    from rolenrules.llm import Sampling
 
-    if (bench is None) == (not task):
+    config = validate_config(EvalCommandConfig, values, "rnr eval", flags=True)
+    if (config.bench is None) == (not config.task):
         raise ConfigError("give either --bench FILE or --task NAME")
-    if bench is not None:
+    setup_logging()
+    if config.bench is not None:
         from rolenrules.evaluate.bench import load_bench
 
-        examples, name = load_bench(bench, limit=limit), str(bench)
+        examples, name = load_bench(config.bench, limit=config.limit), str(config.bench)
     else:
-        examples = [e for t in dict.fromkeys(task or []) for e in load_task(t, data_dir, limit=limit)]
-        name = "+".join(dict.fromkeys(task or []))
+        tasks = list(dict.fromkeys(config.task or []))
+        examples = [e for t in tasks for e in load_task(t, config.data_dir, limit=config.limit)]
+        name = "+".join(tasks)
+    out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
-    llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, concurrency=concurrency,
-                    cache=out / CACHE, sampling=sampling, env_var="RNR_MODEL")
-    judge_spec = judge or os.environ.get("RNR_JUDGE")
+    llm = build_llm(config.model, base_url=config.base_url, timeout=config.timeout, max_retries=config.max_retries,
+                    concurrency=config.concurrency, cache=out / CACHE, sampling=config.sampling, env_var="RNR_MODEL",
+                    flag="--model")
+    judge_spec = config.judge or os.environ.get("RNR_JUDGE")
     judge_obj = None
     if judge_spec:
-        judge_llm = build_llm(judge_spec, base_url=judge_base_url or base_url, timeout=timeout,
-                              max_retries=max_retries, concurrency=concurrency, cache=out / CACHE, quiet=True)
-        judge_obj = Judge(judge_llm, votes=judge_votes)
-    config = EvalConfig(sampling=sampling, concurrency=concurrency, role_adherence=role_adherence,
-                        calibrate_judge=calibrate_judge, resamples=resamples, seed=seed, rescore=rescore)
+        judge_llm = build_llm(judge_spec, base_url=config.judge_base_url or config.base_url, timeout=config.timeout,
+                              max_retries=config.max_retries, concurrency=config.concurrency, cache=out / CACHE,
+                              quiet=True)
+        judge_obj = Judge(judge_llm, votes=config.judge_votes)
     with _progress() as advance:
-        run_eval(examples, out, model=llm, judge=judge_obj, config=config, bench_name=name, progress=advance)
+        run_eval(examples, out, model=llm, judge=judge_obj, config=config.run_config(), bench_name=name,
+                 progress=advance)
     console.print(render_markdown(load_runs([out])), markup=False, highlight=False)
     err_console.print(f"wrote {out}/summary.json and {out}/results.jsonl", highlight=False)
+
+
+eval_command = command_from_config(
+    EvalCommandConfig, _eval, load_yaml_mapping, short={"model": "-m"},
+    doc="Run a model on a benchmark, score every rule, and write metrics with confidence intervals.\n\n"
+        "Example: rnr eval --bench bench.jsonl --model hf:./trained --judge openai:gpt-4o-mini --out runs/tuned")
 
 
 class _progress:
@@ -167,7 +158,7 @@ def compare(
 def standard_lm_eval(
     out: Annotated[Path, typer.Option("--out", help="Run folder; results go to OUT/standard/lm_eval/.")],
     tasks: Annotated[str, typer.Option("--tasks", help="lm-eval tasks, comma-separated (e.g. mmlu,gsm8k).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model spec: openai:NAME (with --base-url), hf:PATH or vllm:NAME.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model spec: {spec_forms(k for k, e in BACKENDS.items() if e.lm_eval or k == 'openai')} (openai: with --base-url).")] = None,
     base_url: BaseUrl = None,
     endpoint: Annotated[str, typer.Option("--endpoint", help="For openai: specs: chat (generative tasks) or completions (loglikelihood tasks such as MMLU).")] = "chat",
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Hugging Face tokenizer for --endpoint completions.")] = None,
@@ -195,7 +186,7 @@ def standard_lm_eval(
 def standard_alpaca_eval(
     out: Annotated[Path, typer.Option("--out", help="Run folder; outputs go to OUT/standard/alpaca_eval/.")],
     instructions: Annotated[Path, typer.Option("--instructions", help="AlpacaEval's evaluation set (JSON array with `instruction`).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model spec (any backend).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model spec: {spec_forms()} (default: $RNR_MODEL, an OpenAI env, or local:smollm2).")] = None,
     base_url: BaseUrl = None,
     system: Annotated[Optional[str], typer.Option("--system", help="System prompt to answer under.")] = None,
     annotators_config: Annotated[Optional[str], typer.Option("--annotators-config", help="AlpacaEval annotator (default: the tool's).")] = None,
@@ -212,8 +203,9 @@ def standard_alpaca_eval(
 
     rows = read_alpaca_instructions(instructions, limit)
     sampling = Sampling(temperature=0.0, max_tokens=max_tokens, seed=0)
+    setup_logging()
     llm = build_llm(model, base_url=base_url, concurrency=concurrency, sampling=sampling, env_var="RNR_MODEL",
-                    cache=out / "cache.sqlite")
+                    flag="--model", cache=out / "cache.sqlite")
     folder = out / STANDARD_DIR / "alpaca_eval"
     outputs = write_alpaca_outputs(llm, rows, folder / "model_outputs.json", generator=llm.identity,
                                    sampling=sampling, system=system)

@@ -14,7 +14,7 @@ from rolenrules.generate import GenerateConfig, build_config, default_clients, g
 
 
 def _run(values: dict[str, Any]) -> None:
-    config = build_config(values, "rnr generate")
+    config = build_config(values, "rnr generate", flags=True)
     setup_logging()
     result = generate(config, default_clients)
     if result.already_complete:

@@ -22,7 +22,7 @@ from typing import Any
 
 from rolenrules.errors import ConfigError, DataError
 from rolenrules.io import atomic_path
-from rolenrules.llm import LLM, InvalidReplyError, Sampling, parse_spec
+from rolenrules.llm import BACKENDS, LLM, InvalidReplyError, Sampling, parse_spec
 from rolenrules.records import Message
 
 #: Where the wrappers write inside a run folder; `rnr report` reads every result file below it.
@@ -48,7 +48,8 @@ def lm_eval_command(spec: str, tasks: Sequence[str], output_path: str | Path, *,
                     concurrency: int = 8, chat_template: bool = True, extra: Sequence[str] = ()) -> list[str]:
     """The `lm_eval` command line that evaluates the model named by an rnr spec.
 
-    `openai:` specs go through the harness's OpenAI-compatible clients: `endpoint="chat"`
+    Kinds whose backend registry entry names an lm-eval model (`hf`, `vllm`) are loaded in-process
+    by the harness; `openai:` specs go through the harness's OpenAI-compatible clients: `endpoint="chat"`
     (local-chat-completions, generative tasks only) or `"completions"` (local-completions, which
     loglikelihood tasks such as MMLU need, with a Hugging Face `tokenizer`). `chat_template`
     formats prompts with the model's chat template (keep it the same across compared models).
@@ -69,10 +70,8 @@ def lm_eval_command(spec: str, tasks: Sequence[str], output_path: str | Path, *,
             args += ["tokenizer_backend=huggingface", f"tokenizer={tokenizer or name}"]
         else:
             raise ConfigError(f"unknown endpoint {endpoint!r} (chat or completions)")
-    elif kind == "hf":
-        model, args = "hf", [f"pretrained={name}"]
-    elif kind == "vllm":
-        model, args = "vllm", [f"pretrained={name}"]
+    elif BACKENDS[kind].lm_eval:
+        model, args = BACKENDS[kind].lm_eval, [f"pretrained={name}"]
     else:
         raise ConfigError(f"lm-eval cannot load {spec} in-process: serve it behind an OpenAI-compatible server "
                           "(e.g. llama.cpp's llama-server) and pass openai:NAME --base-url URL")

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rolenrules.errors import ConfigError, config_error
+from rolenrules.errors import ConfigError, validate_config
+from rolenrules.llm.registry import spec_forms
 from rolenrules.records import stable_id
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
@@ -32,25 +33,25 @@ class GenerateConfig(BaseModel):
 
     input: str = Field(description="Seed instructions: any supported dataset file, folder or hf:// id.")
     out: str = Field(description="Output: .jsonl, .parquet or a folder (datasets.save_to_disk).")
-    format: str | None = Field(None, description="Input format; detected when omitted.")
+    format: str | None = Field(None, description="Input format (default: detected from the first row).")
     rejects: str | None = Field(None, description="Rejects file (default: OUT.rejects.jsonl).")
     card: str | None = Field(None, description="Dataset card (default: OUT.card.md).")
     run_dir: str | None = Field(None, description="Run store folder (default: OUT.rnr-run/).")
-    teacher: str | None = Field(None, description="Teacher model spec (default: $RNR_TEACHER, OpenAI env, local:smollm2).")
-    base_url: str | None = Field(None, description="Teacher's OpenAI-compatible server URL.")
-    judge: str | None = Field(None, description="Judge model spec (default: the teacher).")
+    teacher: str | None = Field(None, description=f"Teacher model spec: {spec_forms()} (default: $RNR_TEACHER, OpenAI env, local:smollm2).")
+    base_url: str | None = Field(None, description="Teacher's OpenAI-compatible server URL (default: $OPENAI_BASE_URL, else api.openai.com).")
+    judge: str | None = Field(None, description="Judge model spec, same forms (default: the teacher).")
     judge_base_url: str | None = Field(None, description="Judge's server URL (default: the teacher's when judge is unset).")
     num_prompts: int | None = Field(None, ge=1, description="System prompts to write (default: enough to use every seed once).")
     k: int = Field(5, ge=1, description="Instructions sampled per system prompt (each is answered under it).")
     rules: str = Field("3-7", description="Rules per system prompt in total, a range a-b.")
     verifiable_rules: str = Field("1-3", description="How many of those come from the rule library (checked exactly).")
-    rule_types: list[str] | None = Field(None, description="Only these rule-library types (ids), e.g. length:max_words.")
+    rule_types: list[str] | None = Field(None, description="Only these rule-library types (ids, repeatable), e.g. length:max_words (default: every sampleable type).")
     conflict_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of conversations given a user turn that pushes against a rule.")
     max_attempts: int = Field(3, ge=1, description="Responses per turn before a conversation is rejected (1 = no regeneration).")
     max_turns: int = Field(3, ge=1, description="User turns kept from multi-turn seeds.")
     drop_unscored: bool = Field(False, description="Reject conversations with a rule the judge could not score.")
     dedup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity above which a system prompt is a near-duplicate.")
-    limit: int | None = Field(None, ge=1, description="Use at most this many seed records.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many seed records (default: all).")
     seed: int = Field(0, description="Random seed for sampling seeds, rules and conflicts.")
     temperature: float = Field(0.7, ge=0.0, description="Teacher sampling temperature for responses.")
     prompt_temperature: float = Field(1.0, ge=0.0, description="Teacher temperature when writing system prompts.")
@@ -59,8 +60,8 @@ class GenerateConfig(BaseModel):
     timeout: float = Field(120.0, gt=0, description="Per-request timeout (s).")
     max_retries: int = Field(4, ge=0, description="Transport retries per request (429/5xx/timeouts).")
     cache: str | None = Field(None, description="Request cache file (default: RUN_DIR/cache.sqlite).")
-    templates: str | None = Field(None, description="Folder of prompt templates overriding the packaged ones.")
-    price_per_1k: str | None = Field(None, description="'IN,OUT' USD per 1k prompt/completion tokens, for the card's cost estimate.")
+    templates: str | None = Field(None, description="Folder of prompt templates overriding the packaged ones (default: the packaged ones only).")
+    price_per_1k: str | None = Field(None, description="'IN,OUT' USD per 1k prompt/completion tokens, for the card's cost estimate (default: no cost shown).")
     quiet: bool = Field(False, description="No progress bars; log lines only.")
 
     @field_validator("rules", "verifiable_rules", mode="before")
@@ -121,8 +122,6 @@ class GenerateConfig(BaseModel):
         return stable_id(keep, length=20)
 
 
-def build_config(values: dict[str, Any], source: str = "options") -> GenerateConfig:
-    try:
-        return GenerateConfig(**values)
-    except ValidationError as error:
-        raise config_error(error, source) from None
+def build_config(values: dict[str, Any], source: str = "options", *, flags: bool = False) -> GenerateConfig:
+    """`flags`: name bad options as the command-line flags they came from."""
+    return validate_config(GenerateConfig, values, source, flags=flags)

@@ -1,39 +1,33 @@
 """Model specs (`openai:gpt-4o-mini`, `hf:./my-model`, `local:smollm2`, `vllm:MODEL`) to backends,
-and the default model when none is configured."""
+and the default model when none is configured. The kinds are the backend registry's
+(`llm.registry.BACKENDS`)."""
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from rolenrules.errors import ConfigError
 from rolenrules.llm.base import Backend, Sampling
 from rolenrules.llm.cache import RequestCache
 from rolenrules.llm.client import LLM
+from rolenrules.llm.registry import BACKENDS, BackendOptions, spec_forms
 
-KINDS = ("openai", "hf", "local", "vllm")
+__all__ = ["DEFAULT_LOCAL", "BackendOptions", "build_llm", "make_backend", "make_llm", "parse_spec",
+           "resolve_default_spec", "toy_notice"]
+
+log = logging.getLogger("rolenrules.llm")
+
 DEFAULT_LOCAL = "local:smollm2"
-TOY_NOTICE = ("Using the embedded SmolLM2-135M model (offline, CPU): it makes toy-quality output. "
-              "For real data point rnr at a teacher: --teacher openai:MODEL with OPENAI_API_KEY, or "
-              "--base-url for a vLLM/SGLang/Ollama/llama.cpp server, or set RNR_TEACHER.")
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    base_url: str | None = None
-    api_key: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 4
-    transport: str = "aiohttp"
-    batch_size: int = 8
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
+    """`KIND:NAME` -> (kind, name), KIND a registered backend kind."""
     kind, sep, name = spec.partition(":")
-    if not sep or kind not in KINDS or not name:
-        raise ConfigError(f"bad model spec {spec!r}: expected KIND:NAME with KIND one of {', '.join(KINDS)} "
-                          "(e.g. openai:gpt-4o-mini, hf:Qwen/Qwen2.5-0.5B-Instruct, local:smollm2)")
+    if not sep or kind not in BACKENDS or not name:
+        raise ConfigError(f"bad model spec {spec!r}: expected KIND:NAME with KIND one of {', '.join(BACKENDS)} "
+                          f"({spec_forms()})")
     return kind, name
 
 
@@ -49,25 +43,18 @@ def resolve_default_spec(env_var: str = "RNR_TEACHER") -> tuple[str, bool]:
     return DEFAULT_LOCAL, True
 
 
+def toy_notice(flag: str, env_var: str) -> str:
+    """What to say when the embedded model stands in for one the user did not name; `flag` and
+    `env_var` are how this command names its model (`--teacher`/`RNR_TEACHER`, `--model`/`RNR_MODEL`)."""
+    return ("using the embedded SmolLM2-135M model (offline, CPU): it makes toy-quality output. For real "
+            f"output pass {flag} openai:MODEL with OPENAI_API_KEY, or --base-url for a vLLM/SGLang/Ollama/"
+            f"llama.cpp server, or set {env_var}.")
+
+
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
-    options = options or BackendOptions()
+    """The backend a spec names, given the options its registry entry accepts."""
     kind, name = parse_spec(spec)
-    if kind == "openai":
-        from rolenrules.llm.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(name, base_url=options.base_url, api_key=options.api_key, timeout=options.timeout,
-                             max_retries=options.max_retries, transport=options.transport)
-    if kind == "hf":
-        from rolenrules.llm.hf_backend import HFBackend
-
-        return HFBackend(name, batch_size=options.batch_size)
-    if kind == "local":
-        from rolenrules.llm.local_backend import LocalBackend
-
-        return LocalBackend(name)
-    from rolenrules.llm.vllm_backend import VLLMBackend
-
-    return VLLMBackend(name)
+    return BACKENDS[kind].build(name, options or BackendOptions())
 
 
 def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | Path | RequestCache | None = None,
@@ -81,13 +68,12 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
 
 def build_llm(spec: str | None, *, base_url: str | None = None, timeout: float = 120.0, max_retries: int = 4,
               concurrency: int = 8, cache: str | Path | RequestCache | None = None, sampling: Sampling | None = None,
-              env_var: str = "RNR_TEACHER", quiet: bool = False) -> LLM:
-    """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2)."""
+              env_var: str = "RNR_TEACHER", flag: str = "--teacher", quiet: bool = False) -> LLM:
+    """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2).
+    Falling back to the embedded model logs a warning naming `flag` and `env_var` (unless `quiet`)."""
     if not spec:
         spec, embedded = resolve_default_spec(env_var)
         if embedded and not quiet:
-            from rolenrules.console import err_console
-
-            err_console.print(f"[yellow]note:[/] {TOY_NOTICE}", highlight=False)
+            log.warning("note: %s", toy_notice(flag, env_var))
     options = BackendOptions(base_url=base_url, timeout=timeout, max_retries=max_retries)
     return make_llm(spec, options, cache=cache, concurrency=concurrency, sampling=sampling)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rolenrules.config_file import load_yaml_mapping
-from rolenrules.errors import config_error
+from rolenrules.errors import validate_config
 
 Method = Literal["full", "lora", "qlora"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -182,10 +182,7 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
     given = {k: v for k, v in overrides.items() if v is not None and v != [] and v != ()}
     values.update(given)
     source = str(config_file) if config_file else "options"
-    try:
-        return TrainConfig.model_validate(values)
-    except ValidationError as error:
-        raise config_error(error, source, unknown="unknown option (see `rnr train --help`)") from None
+    return validate_config(TrainConfig, values, source, unknown="unknown option (see `rnr train --help`)")
 
 
 def describe(field: str) -> str:
