@@ -142,7 +142,7 @@ def compare(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Paired comparison of two runs on the same benchmark (B − A, bootstrap CI, McNemar)."""
-    from rolenrules.evaluate.report import _md_table, comparison_json, comparison_row
+    from rolenrules.evaluate.report import comparison_json, comparison_table
 
     result = comparison_json(run_a, run_b, resamples=resamples, seed=seed)
     if result["n_paired"] == 0:
@@ -150,8 +150,7 @@ def compare(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    console.print(_md_table(["A", "B", "paired", "pass-rate diff [95% CI]", "rule accuracy diff [95% CI]",
-                             "McNemar p"], [comparison_row(result)]), markup=False, highlight=False)
+    console.print(comparison_table([result]), markup=False, highlight=False)
 
 
 @standard_app.command("lm-eval")

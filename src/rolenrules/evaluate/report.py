@@ -179,9 +179,7 @@ def render_markdown(runs: Sequence[RunView], *, compared: Sequence[dict[str, Any
         parts += ["", "### IFEval (official scoring)", "", _md_table(["run", "task", "prompt strict", "prompt loose",
                                                                       "instruction strict", "instruction loose"], ifeval)]
     if compared:
-        parts += ["", "### Paired comparison (B − A)", "", _md_table(
-            ["A", "B", "paired", "pass-rate diff [95% CI]", "rule accuracy diff [95% CI]", "McNemar p"],
-            [comparison_row(c) for c in compared])]
+        parts += ["", "### Paired comparison (B − A)", "", comparison_table(compared)]
     std = standard_rows(runs, standard)
     if std[1]:
         parts += ["", "### Standard benchmarks", "", _md_table(std[0], std[1])]
@@ -195,6 +193,12 @@ def ifeval_rows(runs: Sequence[RunView]) -> list[list[str]]:
             rows.append([run.name, task, pct(fig.get("prompt_level_strict")), pct(fig.get("prompt_level_loose")),
                          pct(fig.get("instruction_level_strict")), pct(fig.get("instruction_level_loose"))])
     return rows
+
+
+def comparison_table(compared: Sequence[dict[str, Any]]) -> str:
+    """Paired comparisons (`comparison_json` results) as one markdown table."""
+    return _md_table(["A", "B", "paired", "pass-rate diff [95% CI]", "rule accuracy diff [95% CI]", "McNemar p"],
+                     [comparison_row(c) for c in compared])
 
 
 def comparison_row(c: dict[str, Any]) -> list[str]:
