@@ -164,7 +164,7 @@ class Experiment:
         self.echo(f"[bench] {stats}")
 
     def train_config(self) -> Any:
-        from rolenrules.evaluate import exclude_path
+        from rolenrules.heldout import exclude_path
         from rolenrules.train import resolve_config
 
         values = {k: v for k, v in self.config.train.items() if k != "mix"}

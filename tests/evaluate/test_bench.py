@@ -10,9 +10,8 @@ import pytest
 from _eval_builders import CATEGORIES, generated
 
 from rolenrules.errors import ConfigError, DataError
-from rolenrules.evaluate.bench import (
-    bench_rules, build_bench, exclude_path, is_excluded, load_bench, read_exclusions,
-)
+from rolenrules.evaluate.bench import bench_rules, build_bench, load_bench
+from rolenrules.heldout import exclude_path, is_excluded, read_exclusions
 from rolenrules.io import read_examples, write_examples
 from rolenrules.records import Example, Message
 

@@ -11,7 +11,8 @@ from rolenrules.errors import DataError
 from rolenrules.io import write_examples
 from rolenrules.records import Example, Message
 from rolenrules.train.config import DataSource
-from rolenrules.train.data import load_exclusions, mix_examples, to_dataset
+from rolenrules.heldout import read_exclusions
+from rolenrules.train.data import mix_examples, to_dataset
 
 
 def _plain(n: int, tag: str) -> list[Example]:
@@ -45,7 +46,7 @@ def test_weight_is_a_sampling_proportion(tmp_path: Path, weight: float, rows: in
 def test_exclude_drops_held_out_system_prompts(tmp_path: Path, rnr_data: Path, lines: list[str]) -> None:
     held = tmp_path / "held_out.txt"
     held.write_text("\n".join(line.format(ava=AVA.id) for line in lines) + "\n", encoding="utf-8")
-    ids = load_exclusions(held)
+    ids = read_exclusions(held)
     assert ids == {AVA.id}
     mixed, summary = mix_examples([DataSource(path=str(rnr_data))], exclude=ids)
     assert summary.excluded == 2 and summary.total == 3
@@ -61,12 +62,13 @@ def test_exclude_matches_the_metadata_prompt_id(tmp_path: Path) -> None:
 
 
 def test_exclude_file_from_bench_build_drops_messages_only_examples(tmp_path: Path) -> None:
-    from rolenrules.evaluate.bench import build_bench, exclude_path
+    from rolenrules.evaluate.bench import build_bench
+    from rolenrules.heldout import exclude_path
 
     examples = make_examples()
     bench = tmp_path / "bench.jsonl"
     build_bench(examples, bench, size=1, seed=0)
-    held = load_exclusions(exclude_path(bench))
+    held = read_exclusions(exclude_path(bench))
     # The same data with only `messages` kept (no structured system prompt): matched by the text hash.
     bare = [e.model_copy(update={"system_prompt": None}) for e in examples]
     write_examples(bare, tmp_path / "bare.jsonl")
@@ -80,10 +82,10 @@ def test_bad_exclusion_line_names_file_and_line(tmp_path: Path) -> None:
     held = tmp_path / "held.jsonl"
     held.write_text('{"system_prompt_id": "a"}\n{"broken": \n', encoding="utf-8")
     with pytest.raises(DataError, match=r"held.jsonl:2"):
-        load_exclusions(held)
+        read_exclusions(held)
     held.write_text('{"other": 1}\n', encoding="utf-8")
     with pytest.raises(DataError, match="system_prompt_id"):
-        load_exclusions(held)
+        read_exclusions(held)
 
 
 def test_conversations_without_a_reply_are_dropped_and_counted(tmp_path: Path) -> None:

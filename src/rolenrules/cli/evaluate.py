@@ -33,7 +33,8 @@ def bench_build(
     per_prompt: Annotated[int, typer.Option("--per-prompt", min=1, help="At most this many examples per held-out system prompt.")] = 1,
 ) -> None:
     """Build a benchmark held out by system prompt, balanced over rule counts and categories."""
-    from rolenrules.evaluate.bench import build_bench, exclude_path
+    from rolenrules.evaluate.bench import build_bench
+    from rolenrules.heldout import exclude_path
     from rolenrules.io import read_examples
 
     stats = build_bench(read_examples(source), out, size=size, seed=seed, per_prompt=per_prompt)

@@ -6,7 +6,7 @@
 """
 
 from rolenrules.evaluate.bench import (
-    BenchStats, bench_rules, build_bench, exclude_path, held_out_ids, is_excluded, load_bench, read_exclusions,
+    BenchStats, bench_rules, build_bench, load_bench,
 )
 from rolenrules.evaluate.metrics import Estimate, compare, ratio_ci, summarise
 from rolenrules.evaluate.report import write_report
@@ -16,7 +16,6 @@ from rolenrules.evaluate.tasks import TASKS, load_task, resolve_data_dir
 
 __all__ = [
     "TASKS", "BenchStats", "Estimate", "EvalConfig", "EvalIncomplete", "EvalResult", "ScoredRule", "bench_rules",
-    "build_bench", "compare", "exclude_path", "held_out_ids", "is_excluded", "load_bench", "load_summary",
-    "load_task", "ratio_ci", "read_exclusions", "read_results", "resolve_data_dir", "run_eval", "summarise",
+    "build_bench", "compare", "load_bench", "load_summary", "load_task", "ratio_ci", "read_results", "resolve_data_dir", "run_eval", "summarise",
     "write_report", "write_summary",
 ]

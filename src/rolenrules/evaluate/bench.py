@@ -11,12 +11,12 @@ A benchmark is a JSONL file of `Example` records (docs/benchmark_format.md):
 - `metadata.task`: the benchmark's name, reported per task.
 
 `build_bench` holds examples out *by system prompt*: every example of a chosen system prompt is
-excluded from training, and the ids go to `BENCH.exclude.txt` for `rnr train` to drop.
+excluded from training, and the ids go to `BENCH.exclude.txt` for `rnr train` to drop
+(`rolenrules.heldout`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rolenrules.errors import ConfigError, DataError
+from rolenrules.heldout import exclude_path, held_out_ids
 from rolenrules.io import atomic_path, read_examples, write_examples
 from rolenrules.records import Example, Message, Rule
 
@@ -40,43 +41,6 @@ def bench_rules(example: Example) -> list[Rule]:
         return list(example.system_prompt.rules)
     raw = example.metadata.get("rules") or []
     return [r if isinstance(r, Rule) else Rule.model_validate(r) for r in raw]
-
-
-def system_text_id(text: str) -> str:
-    """An id for a system message's text, for training files that kept only `messages`."""
-    return "sys-" + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
-
-
-def held_out_ids(example: Example) -> set[str]:
-    """The ids under which an example's system prompt is excluded from training."""
-    ids = set()
-    if example.system_prompt is not None:
-        ids.add(example.system_prompt.id)
-    text = example.system_text or (example.system_prompt.render() if example.system_prompt else None)
-    if text:
-        ids.add(system_text_id(text))
-    return ids
-
-
-def exclude_path(bench_path: str | Path) -> Path:
-    """`bench.jsonl` -> `bench.exclude.txt` beside it."""
-    bench_path = Path(bench_path)
-    stem = bench_path.name[: -len(".jsonl")] if bench_path.name.endswith(".jsonl") else bench_path.stem
-    return bench_path.with_name(f"{stem}.exclude.txt")
-
-
-def read_exclusions(path: str | Path) -> set[str]:
-    """Ids from a `BENCH.exclude.txt` (one per line, `#` comments allowed)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("exclusion file not found", path=str(path))
-    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")}
-
-
-def is_excluded(example: Example, excluded: set[str]) -> bool:
-    """True when `example` is under a held-out system prompt (by structured id or by text)."""
-    return bool(held_out_ids(example) & excluded)
 
 
 def final_user_prefix(messages: Sequence[Message]) -> list[Message]:

@@ -7,14 +7,13 @@ instruction data (the paper trains on both) without rewriting either file.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from rolenrules.errors import ConfigError, DataError
+from rolenrules.errors import DataError
+from rolenrules.heldout import is_excluded
 from rolenrules.io import ReadStats, read_examples
 from rolenrules.records import Example
 from rolenrules.train.config import DataSource
@@ -49,59 +48,6 @@ class MixSummary:
         return {"total": self.total, "excluded": self.excluded, "sources": [asdict(s) for s in self.sources]}
 
 
-def load_exclusions(path: str | Path) -> set[str]:
-    """Held-out system-prompt ids: one per line (`rnr bench build`'s BENCH.exclude.txt), or JSONL rows with
-    `system_prompt_id`, `system_prompt.id` or `id`. Blank lines and `#` comments are skipped.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read exclusion file: {error.strerror or error}") from None
-    ids: set[str] = set()
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not line.startswith("{"):
-            ids.add(line)
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"invalid JSON: {error.msg}", path=str(path), line=number) from None
-        found = _row_prompt_id(row)
-        if found is None:
-            raise DataError("no system prompt id (expected `system_prompt_id`, `system_prompt.id` or `id`)",
-                            path=str(path), line=number, field="system_prompt_id")
-        ids.add(found)
-    return ids
-
-
-def _row_prompt_id(row: dict[str, Any]) -> str | None:
-    if row.get("system_prompt_id"):
-        return str(row["system_prompt_id"])
-    prompt = row.get("system_prompt")
-    if isinstance(prompt, dict) and prompt.get("id"):
-        return str(prompt["id"])
-    if row.get("id"):
-        return str(row["id"])
-    return None
-
-
-def prompt_ids(example: Example) -> set[str]:
-    """Every id by which an example's system prompt is known: `SystemPrompt.id`, the hash of its system
-    message text (`sys-...`, for files that kept only `messages`) and `metadata["system_prompt_id"]`."""
-    # The benchmark builder's own definition, so `rnr bench build`'s exclusion file always matches.
-    from rolenrules.evaluate.bench import held_out_ids
-
-    ids = held_out_ids(example)
-    meta = example.metadata.get("system_prompt_id")
-    if meta:
-        ids.add(str(meta))
-    return ids
-
-
 def _sample(rows: Sequence[Example], weight: float, rng: random.Random) -> list[Example]:
     whole, fraction = divmod(weight, 1.0)
     picked = list(rows) * int(whole)
@@ -123,7 +69,7 @@ def mix_examples(sources: Iterable[DataSource], *, exclude: set[str] | None = No
         item = SourceSummary(path=source.path, weight=source.weight)
         kept: list[Example] = []
         for example in read_examples(source.path, stats=stats):
-            if exclude and prompt_ids(example) & exclude:
+            if exclude and is_excluded(example, exclude):
                 item.excluded += 1
                 continue
             if not any(m.role == "assistant" for m in example.messages):

@@ -33,7 +33,8 @@ from rolenrules.errors import ConfigError
 from rolenrules.io import atomic_path, write_jsonl
 from rolenrules.train._targets import target_modules
 from rolenrules.train.config import TrainConfig
-from rolenrules.train.data import MixSummary, build_dataset, load_exclusions
+from rolenrules.heldout import read_exclusions
+from rolenrules.train.data import MixSummary, build_dataset
 from rolenrules.train.template_audit import TemplateReport, audit_template, load_tokenizer
 
 logger = logging.getLogger("rolenrules.train")
@@ -316,7 +317,7 @@ def build_trainer(config: TrainConfig, *, echo: Echo | None = None) -> TrainSess
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    exclude = load_exclusions(config.exclude) if config.exclude else None
+    exclude = read_exclusions(config.exclude) if config.exclude else None
     train_set, summary = build_dataset(config.data, exclude=exclude, seed=config.seed)
     echo(f"training data: {summary.total} examples from {len(summary.sources)} source(s)"
          + (f", {summary.excluded} held out" if summary.excluded else ""))
