@@ -24,7 +24,7 @@ from typing import Any
 from rolenrules import __version__
 from rolenrules.errors import ConfigError, RnrError
 from rolenrules.evaluate import metrics
-from rolenrules.evaluate._scoring import check_types, make_result, needs_judge, score
+from rolenrules.evaluate.score_example import check_types, make_result, needs_judge, score_example
 from rolenrules.evaluate.bench import bench_rules, load_bench
 from rolenrules.evaluate.results import EvalResult, read_results
 from rolenrules.io import atomic_path
@@ -179,7 +179,7 @@ async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judg
         async def rescore(old: EvalResult) -> EvalResult:
             async with limit:
                 example = by_id[old.id]
-                scored, role, calibration = await score(example, old.response, judge=judge,
+                scored, role, calibration = await score_example(example, old.response, judge=judge,
                                                         role_adherence=config.role_adherence,
                                                         calibrate=config.calibrate_judge)
                 return make_result(example, old.response, scored, role, calibration, model=old.model,
@@ -201,7 +201,7 @@ async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judg
             except LLMError as failure:
                 failures.append(f"{example.id}: {failure}")
                 return
-            scored, role, calibration = await score(example, response, judge=judge,
+            scored, role, calibration = await score_example(example, response, judge=judge,
                                                     role_adherence=config.role_adherence,
                                                     calibrate=config.calibrate_judge)
         result = make_result(example, response, scored, role, calibration, model=model.identity, judge=judge_name,

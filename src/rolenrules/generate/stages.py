@@ -17,7 +17,7 @@ from rolenrules.llm import LLM, InvalidReplyError, LLMError
 from rolenrules.prompts import PromptTemplate, load_template
 from rolenrules.records import CATEGORIES, Message, Rule, SystemPrompt, Usage, Verdict
 from rolenrules.rules import sample_rules
-from rolenrules.scoring import score_reply
+from rolenrules.verify import verify_reply
 
 Category = Literal["format", "length", "style", "language", "content", "scope", "safety", "persona"]
 
@@ -143,7 +143,7 @@ async def answer_conversation(teacher: Teacher, system_prompt: SystemPrompt, use
                 raise _teacher_failure("response", f"turn {turn}: teacher failed", error, turn=turn) from None
             usage = usage.add(result.usage)
             reply = result.text.strip()
-            turn_verdicts = await score_reply(reply, system_prompt.rules, system_prompt=system_text,
+            turn_verdicts = await verify_reply(reply, system_prompt.rules, system_prompt=system_text,
                                               conversation=history, judge=teacher.judge, turn=turn)
             failed = [v for v in turn_verdicts if v.passed is False or (config.drop_unscored and v.passed is None)]
             if not failed:

@@ -1,4 +1,5 @@
-"""Scoring one response: verifiable rules by the rule library, the rest by the judge."""
+"""Scoring one benchmark example's response: its rules (by `verify.verify_reply`), role adherence
+and judge calibration, and the result record that goes to `results.jsonl`."""
 
 from __future__ import annotations
 
@@ -35,14 +36,14 @@ def wants_role(example: Example) -> bool:
     return example.system_text is not None and example.metadata.get("task") not in NO_ROLE_TASKS
 
 
-async def score(example: Example, response: str, *, judge: Judge | None, role_adherence: bool = True,
+async def score_example(example: Example, response: str, *, judge: Judge | None, role_adherence: bool = True,
                 calibrate: bool = False) -> tuple[list[ScoredRule], Verdict | None, list[ScoredRule]]:
     """(every rule with its verdict, role adherence or None, judge verdicts on verifiable rules).
 
-    Rules are scored by `rolenrules.scoring.score_reply`, the same code that filters generated
+    Rules are scored by `rolenrules.verify.verify_reply`, the same code that filters generated
     data: verifiable rules by the rule library (strict mode), judged rules by the judge.
     """
-    from rolenrules.scoring import score_reply  # imports the rule library
+    from rolenrules.verify import verify_reply  # imports the rule library
 
     rules = bench_rules(example)
     turn = max(1, len(example.user_turns))
@@ -57,7 +58,7 @@ async def score(example: Example, response: str, *, judge: Judge | None, role_ad
         return []
 
     verdicts, role, calibration = await asyncio.gather(
-        score_reply(response, rules, system_prompt=system, conversation=conversation, judge=judge, turn=turn),
+        verify_reply(response, rules, system_prompt=system, conversation=conversation, judge=judge, turn=turn),
         judge.role_adherence(system, conversation, response)
         if judge is not None and role_adherence and wants_role(example) else nothing(),
         judge.judge(system, conversation, response, verifiable, turn=turn)

@@ -1,4 +1,4 @@
-"""Score one reply against its system prompt's rules: verifiable rules by the rule library,
+"""Verify one reply against its system prompt's rules: verifiable rules by the rule library,
 judged rules by the LLM judge. Used to filter generated data and to score evaluations alike."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from rolenrules.records import Message, Rule, Verdict
 from rolenrules.rules import CheckContext, check_rule
 
 
-async def score_reply(response: str, rules: Sequence[Rule], *, system_prompt: str, conversation: Sequence[Message],
+async def verify_reply(response: str, rules: Sequence[Rule], *, system_prompt: str, conversation: Sequence[Message],
                       judge: Judge | None, turn: int | None = None, mode: str = "strict") -> list[Verdict]:
     """One verdict per rule, in rule order. `conversation` is everything before the reply, without
     the system message. Without a judge, judged rules are unscored (never passed)."""
