@@ -19,7 +19,11 @@ def _rnr(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 def test_help_and_version() -> None:
     result = _rnr("--help")
-    assert result.returncode == 0 and "generate" in result.stdout or "chat" in result.stdout
+    assert result.returncode == 0, result.stderr
+    for command in ("chat", "generate", "train", "eval", "report", "run"):
+        assert f"\n  {command} " in result.stdout, command
+    # The model specs come from the backend registry.
+    assert all(form in result.stdout for form in ("openai:NAME", "hf:ID_OR_PATH", "local:smollm2", "vllm:NAME"))
     assert _rnr("--version").stdout.strip().startswith("rnr ")
 
 

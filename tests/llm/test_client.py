@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 from pathlib import Path
@@ -189,11 +188,17 @@ def test_cache_is_safe_for_concurrent_processes_and_kill_9(tmp_path: Path) -> No
     killed.kill()
     killed.wait()
     cache = RequestCache(path)
-    from rolenrules.llm import ChatRequest
+    from rolenrules.llm import ChatRequest, ChatResult
     from rolenrules.records import Message
 
     for tag in ("a", "b"):
         hit = cache.get("openai:m", ChatRequest(messages=[Message(role="user", content=f"{tag}-199")]))
         assert hit is not None and hit.text == f"{tag}-199"
     assert len(cache) >= 400
-    json.dumps(len(cache))
+    # What the killed writer committed (it wrote k-0, k-1, ... in order) is whole, and the file still takes writes.
+    for i in range(len(cache) - 400):
+        hit = cache.get("openai:m", ChatRequest(messages=[Message(role="user", content=f"k-{i}")]))
+        assert hit is not None and hit.text == f"k-{i}"
+    after = ChatRequest(messages=[Message(role="user", content="after the kill")])
+    cache.put("openai:m", after, ChatResult(text="still writable"))
+    assert cache.get("openai:m", after).text == "still writable"

@@ -194,7 +194,7 @@ def test_structured_judge_verdict_parses(backend: LocalBackend) -> None:
     messages = [{"role": "user", "content": "Rule: answer in French. Response: 'Bonjour!'. Does the response follow "
                                             "the rule? Reply with JSON."}]
     verdict, result = asyncio.run(llm.structured(messages, Verdict, temperature=0.0, max_tokens=120))
-    assert isinstance(verdict.passed, bool)
+    assert json.loads(result.text) == verdict.model_dump()  # the whole reply is the verdict, no prose around it
     assert result.finish_reason == "stop"
 
 
