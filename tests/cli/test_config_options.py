@@ -19,14 +19,14 @@ from rolenrules.cli import main
 from rolenrules.cli._model_options import command_from_config
 from rolenrules.config_file import load_yaml_mapping
 from rolenrules.errors import ConfigError, validate_config
-from rolenrules.evaluate.config import EvalCommandConfig
+from rolenrules.evaluate.config import AlpacaEvalCommandConfig, EvalCommandConfig, LmEvalCommandConfig
 from rolenrules.generate import GenerateConfig
 
 
 def _help(command: str, columns: int = 80) -> str:
     env = {**os.environ, "COLUMNS": str(columns)}
-    result = subprocess.run([sys.executable, "-m", "rolenrules", command, "--help"], capture_output=True, text=True,
-                            env=env, check=True)
+    result = subprocess.run([sys.executable, "-m", "rolenrules", *command.split(), "--help"], capture_output=True,
+                            text=True, env=env, check=True)
     return result.stdout
 
 
@@ -44,7 +44,10 @@ def _option_entries(text: str) -> dict[str, str]:
     return entries
 
 
-@pytest.mark.parametrize(("command", "config"), [("generate", GenerateConfig), ("eval", EvalCommandConfig)])
+@pytest.mark.parametrize(("command", "config"), [
+    ("generate", GenerateConfig), ("eval", EvalCommandConfig), ("standard lm-eval", LmEvalCommandConfig),
+    ("standard alpaca-eval", AlpacaEvalCommandConfig),
+])
 def test_help_lists_every_field_with_its_default_uncut_at_80_columns(command: str, config: type[BaseModel]) -> None:
     text = _help(command)
     assert "…" not in text
@@ -115,3 +118,14 @@ def test_a_bad_eval_flag_is_named_as_typed(tmp_path: Path, capsys: pytest.Captur
     assert info.value.code == 2
     assert "rnr eval: --judge-votes: Input should be greater than or equal to 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_lm_eval_dry_run_prints_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main_args = ["standard", "lm-eval", "--out", str(tmp_path), "--tasks", "mmlu,gsm8k", "-m", "hf:org/model",
+                 "--limit", "3", "--dry-run"]
+    with pytest.raises(SystemExit) as info:
+        main(main_args)
+    assert info.value.code in (0, None)
+    assert capsys.readouterr().out.split() == [
+        "lm_eval", "--model", "hf", "--model_args", "pretrained=org/model", "--tasks", "mmlu,gsm8k",
+        "--output_path", str(tmp_path / "standard" / "lm_eval"), "--apply_chat_template", "--limit", "3"]

@@ -10,12 +10,11 @@ import typer
 
 from rolenrules.cli._console import console, err_console
 from rolenrules.cli._model_options import command_from_config
-from rolenrules.cli._options import BaseUrl, Concurrency, build_llm
+from rolenrules.cli._options import build_llm
 from rolenrules.config_file import load_yaml_mapping
 from rolenrules.console import setup_logging
 from rolenrules.errors import ConfigError, validate_config
-from rolenrules.evaluate.config import EvalCommandConfig
-from rolenrules.llm import BACKENDS, spec_forms
+from rolenrules.evaluate.config import AlpacaEvalCommandConfig, EvalCommandConfig, LmEvalCommandConfig
 
 bench_app = typer.Typer(help="Benchmarks of held-out system prompts.", no_args_is_help=True)
 standard_app = typer.Typer(help="Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model.",
@@ -154,64 +153,49 @@ def compare(
     console.print(comparison_table([result]), markup=False, highlight=False)
 
 
-@standard_app.command("lm-eval")
-def standard_lm_eval(
-    out: Annotated[Path, typer.Option("--out", help="Run folder; results go to OUT/standard/lm_eval/.")],
-    tasks: Annotated[str, typer.Option("--tasks", help="lm-eval tasks, comma-separated (e.g. mmlu,gsm8k).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model spec: {spec_forms(k for k, e in BACKENDS.items() if e.lm_eval or k == 'openai')} (openai: with --base-url).")] = None,
-    base_url: BaseUrl = None,
-    endpoint: Annotated[str, typer.Option("--endpoint", help="For openai: specs: chat (generative tasks) or completions (loglikelihood tasks such as MMLU).")] = "chat",
-    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Hugging Face tokenizer for --endpoint completions.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Examples per task (for a quick check).")] = None,
-    chat_template: Annotated[bool, typer.Option("--chat-template/--no-chat-template", help="Pass --apply_chat_template.")] = True,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the lm_eval command instead of running it.")] = False,
-) -> None:
-    """Run lm-evaluation-harness on the same model; `rnr report OUT` shows its results."""
+def _lm_eval(values: dict[str, Any]) -> None:
     import shlex
 
     from rolenrules.evaluate.standard import STANDARD_DIR, lm_eval_command, run_tool
     from rolenrules.llm import resolve_default_spec
 
-    spec = model or resolve_default_spec("RNR_MODEL")[0]
-    command = lm_eval_command(spec, [t for t in tasks.split(",") if t], out / STANDARD_DIR / "lm_eval",
-                              base_url=base_url, endpoint=endpoint, tokenizer=tokenizer, limit=limit,
-                              chat_template=chat_template)
-    if dry_run:
+    config = validate_config(LmEvalCommandConfig, values, "rnr standard lm-eval", flags=True)
+    spec = config.model or resolve_default_spec("RNR_MODEL")[0]
+    command = lm_eval_command(spec, [t for t in config.tasks.split(",") if t], config.out / STANDARD_DIR / "lm_eval",
+                              base_url=config.base_url, endpoint=config.endpoint, tokenizer=config.tokenizer,
+                              limit=config.limit, chat_template=config.chat_template)
+    if config.dry_run:
         console.print(shlex.join(command), markup=False, highlight=False)
         return
     run_tool(command, "lm-eval")
 
 
-@standard_app.command("alpaca-eval")
-def standard_alpaca_eval(
-    out: Annotated[Path, typer.Option("--out", help="Run folder; outputs go to OUT/standard/alpaca_eval/.")],
-    instructions: Annotated[Path, typer.Option("--instructions", help="AlpacaEval's evaluation set (JSON array with `instruction`).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model spec: {spec_forms()} (default: $RNR_MODEL, an OpenAI env, or local:smollm2).")] = None,
-    base_url: BaseUrl = None,
-    system: Annotated[Optional[str], typer.Option("--system", help="System prompt to answer under.")] = None,
-    annotators_config: Annotated[Optional[str], typer.Option("--annotators-config", help="AlpacaEval annotator (default: the tool's).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1)] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 2048,
-    concurrency: Concurrency = 8,
-    generate_only: Annotated[bool, typer.Option("--generate-only", help="Write model_outputs.json and stop (run alpaca_eval yourself).")] = False,
-) -> None:
-    """Answer AlpacaEval's instructions with the model, then call `alpaca_eval evaluate`."""
+def _alpaca_eval(values: dict[str, Any]) -> None:
     from rolenrules.evaluate.standard import (
         STANDARD_DIR, alpaca_eval_command, read_alpaca_instructions, run_tool, write_alpaca_outputs,
     )
     from rolenrules.llm import Sampling
 
-    rows = read_alpaca_instructions(instructions, limit)
-    sampling = Sampling(temperature=0.0, max_tokens=max_tokens, seed=0)
+    config = validate_config(AlpacaEvalCommandConfig, values, "rnr standard alpaca-eval", flags=True)
+    rows = read_alpaca_instructions(config.instructions, config.limit)
+    sampling = Sampling(temperature=0.0, max_tokens=config.max_tokens, seed=0)
     setup_logging()
-    llm = build_llm(model, base_url=base_url, concurrency=concurrency, sampling=sampling, env_var="RNR_MODEL",
-                    flag="--model", cache=out / "cache.sqlite")
-    folder = out / STANDARD_DIR / "alpaca_eval"
+    llm = build_llm(config.model, base_url=config.base_url, concurrency=config.concurrency, sampling=sampling,
+                    env_var="RNR_MODEL", flag="--model", cache=config.out / "cache.sqlite")
+    folder = config.out / STANDARD_DIR / "alpaca_eval"
     outputs = write_alpaca_outputs(llm, rows, folder / "model_outputs.json", generator=llm.identity,
-                                   sampling=sampling, system=system)
+                                   sampling=sampling, system=config.system)
     err_console.print(f"wrote {len(rows)} outputs to {outputs}", highlight=False)
-    if not generate_only:
-        run_tool(alpaca_eval_command(outputs, folder, annotators_config=annotators_config), "alpaca-eval")
+    if not config.generate_only:
+        run_tool(alpaca_eval_command(outputs, folder, annotators_config=config.annotators_config), "alpaca-eval")
+
+
+standard_app.command("lm-eval")(command_from_config(
+    LmEvalCommandConfig, _lm_eval, load_yaml_mapping, short={"model": "-m"},
+    doc="Run lm-evaluation-harness on the same model; `rnr report OUT` shows its results."))
+standard_app.command("alpaca-eval")(command_from_config(
+    AlpacaEvalCommandConfig, _alpaca_eval, load_yaml_mapping, short={"model": "-m"},
+    doc="Answer AlpacaEval's instructions with the model, then call `alpaca_eval evaluate`."))
 
 
 def register(app: typer.Typer) -> None:

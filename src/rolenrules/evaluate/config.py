@@ -1,9 +1,11 @@
-"""The options of one evaluation run (`rnr eval`), typed: each field's description is the CLI help,
-the flags are derived from the fields, and a YAML `--config` file can set any of them."""
+"""The options of the evaluation commands (`rnr eval`, `rnr standard ...`), typed: each field's
+description is the CLI help, the flags are derived from the fields, and a YAML `--config` file can
+set any of them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,13 +13,22 @@ from rolenrules.evaluate.metrics import DEFAULT_RESAMPLES
 from rolenrules.evaluate.runner import EvalConfig
 from rolenrules.evaluate.tasks import TASKS
 from rolenrules.llm.base import Sampling
-from rolenrules.llm.registry import spec_forms
+from rolenrules.llm.registry import BACKENDS, spec_forms
 
 
-class EvalCommandConfig(BaseModel):
-    """Which model to run on which benchmark, how to judge it, and where the run folder goes."""
+class ModelOptions(BaseModel):
+    """The model a command runs, and the server it is reached at; the fields come first in `--help`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = Field(None, description=f"Model spec: {spec_forms()} (default: $RNR_MODEL, an OpenAI env, "
+                                                "or local:smollm2).")
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1 "
+                                                   "(default: $OPENAI_BASE_URL).")
+
+
+class EvalCommandConfig(ModelOptions):
+    """Which model to run on which benchmark, how to judge it, and where the run folder goes."""
 
     out: Path = Field(description="Run folder: results.jsonl, summary.json, run.json, cache.sqlite.")
     bench: Path | None = Field(None, description="Benchmark file, see docs/benchmark_format.md (default: none; "
@@ -26,10 +37,6 @@ class EvalCommandConfig(BaseModel):
                                                      "give --bench or --task).")
     data_dir: Path | None = Field(None, description="Folder holding ifeval/ and systemcheck/ (default: $RNR_DATA_DIR, "
                                                     "else ../shared/data).")
-    model: str | None = Field(None, description=f"Model under test: {spec_forms()} (default: $RNR_MODEL, an OpenAI "
-                                                "env, or local:smollm2).")
-    base_url: str | None = Field(None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1 "
-                                                   "(default: $OPENAI_BASE_URL).")
     judge: str | None = Field(None, description="Judge model spec, needed for judged rules and role adherence "
                                                 "(default: $RNR_JUDGE).")
     judge_base_url: str | None = Field(None, description="OpenAI-compatible URL of the judge (default: --base-url).")
@@ -60,3 +67,37 @@ class EvalCommandConfig(BaseModel):
                           rescore=self.rescore)
 
 
+
+
+def _lm_eval_kinds() -> str:
+    return spec_forms(kind for kind, entry in BACKENDS.items() if entry.lm_eval or kind == "openai")
+
+
+class LmEvalCommandConfig(ModelOptions):
+    """`rnr standard lm-eval`: lm-evaluation-harness on the same model."""
+
+    model: str | None = Field(None, description=f"Model spec: {_lm_eval_kinds()}; openai: with --base-url "
+                                                "(default: $RNR_MODEL, or openai: when an OpenAI env is set).")
+    out: Path = Field(description="Run folder; results go to OUT/standard/lm_eval/.")
+    tasks: str = Field(description="lm-eval tasks, comma-separated (e.g. mmlu,gsm8k).")
+    endpoint: Literal["chat", "completions"] = Field(
+        "chat", description="For openai: specs: chat (generative tasks) or completions (loglikelihood tasks such "
+                            "as MMLU).")
+    tokenizer: str | None = Field(None, description="Hugging Face tokenizer for --endpoint completions (default: "
+                                                    "the model name).")
+    limit: int | None = Field(None, ge=1, description="Examples per task, for a quick check (default: all).")
+    chat_template: bool = Field(True, description="Pass --apply_chat_template.")
+    dry_run: bool = Field(False, description="Print the lm_eval command instead of running it.")
+
+
+class AlpacaEvalCommandConfig(ModelOptions):
+    """`rnr standard alpaca-eval`: answer AlpacaEval's instructions, then call the tool."""
+
+    out: Path = Field(description="Run folder; outputs go to OUT/standard/alpaca_eval/.")
+    instructions: Path = Field(description="AlpacaEval's evaluation set (JSON array with `instruction`).")
+    system: str | None = Field(None, description="System prompt to answer under (default: none).")
+    annotators_config: str | None = Field(None, description="AlpacaEval annotator (default: the tool's).")
+    limit: int | None = Field(None, ge=1, description="Answer only the first N instructions (default: all).")
+    max_tokens: int = Field(2048, ge=1, description="Longest answer.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    generate_only: bool = Field(False, description="Write model_outputs.json and stop (run alpaca_eval yourself).")
