@@ -95,3 +95,13 @@ def test_chat_against_a_closed_port_fails_fast() -> None:
 def test_bad_model_spec_is_a_clear_error() -> None:
     result = _rnr("chat", "--model", "gpt4", "hi")
     assert result.returncode == 2 and "bad model spec" in result.stderr
+
+
+@pytest.mark.slow
+def test_chat_without_a_model_says_which_flag_names_one() -> None:
+    result = _rnr("chat", "--max-tokens", "4", "--temperature", "0", "Say hi.")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()  # the embedded model answered
+    assert "embedded SmolLM2-135M" in result.stderr
+    assert "pass --model openai:MODEL" in result.stderr and "set RNR_MODEL" in result.stderr
+    assert "--teacher" not in result.stderr
