@@ -70,8 +70,8 @@ def lm_eval_command(spec: str, tasks: Sequence[str], output_path: str | Path, *,
             args += ["tokenizer_backend=huggingface", f"tokenizer={tokenizer or name}"]
         else:
             raise ConfigError(f"unknown endpoint {endpoint!r} (chat or completions)")
-    elif BACKENDS[kind].lm_eval:
-        model, args = BACKENDS[kind].lm_eval, [f"pretrained={name}"]
+    elif (harness_model := BACKENDS[kind].lm_eval) is not None:
+        model, args = harness_model, [f"pretrained={name}"]
     else:
         raise ConfigError(f"lm-eval cannot load {spec} in-process: serve it behind an OpenAI-compatible server "
                           "(e.g. llama.cpp's llama-server) and pass openai:NAME --base-url URL")
