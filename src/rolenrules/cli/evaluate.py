@@ -11,12 +11,13 @@ import typer
 from rolenrules.cli._console import console, err_console
 from rolenrules.cli._options import BaseUrl, Concurrency, MaxRetries, Timeout, build_llm
 from rolenrules.errors import ConfigError
+from rolenrules.evaluate.tasks import TASKS
 
 bench_app = typer.Typer(help="Benchmarks of held-out system prompts.", no_args_is_help=True)
 standard_app = typer.Typer(help="Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model.",
                            no_args_is_help=True)
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding ifeval/ and systemcheck/ (default: $RNR_DATA_DIR, else ../shared/data).")]
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Your own copy of the task data, laid out as the bundled rolenrules/data/ (ifeval/, systemcheck/; .jsonl or .jsonl.gz) (default: $RNR_DATA_DIR, else the data shipped with rnr).")]
 Resamples = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")]
 
 
@@ -53,7 +54,7 @@ def bench_build(
 def eval_command(
     out: Annotated[Path, typer.Option("--out", help="Run folder: results.jsonl, summary.json, run.json, cache.sqlite.")],
     bench: Annotated[Optional[Path], typer.Option("--bench", help="Benchmark file (see docs/benchmark_format.md).")] = None,
-    task: Annotated[Optional[list[str]], typer.Option("--task", help="Built-in task: ifeval, sys-ifeval, realguardrails, distractors (repeatable).")] = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", help=f"Built-in task: {', '.join(TASKS)} (repeatable; `rnr tasks` describes them). NAME=FILE or NAME=hf://ID reads that task from another copy of its data.")] = None,
     data_dir: DataDir = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model under test: openai:NAME, hf:PATH, local:smollm2, vllm:NAME (default: $RNR_MODEL, an OpenAI env, or local:smollm2).")] = None,
     base_url: BaseUrl = None,
@@ -77,7 +78,7 @@ def eval_command(
 
     from rolenrules.evaluate.report import load_runs, render_markdown
     from rolenrules.evaluate.runner import CACHE, EvalConfig, run_eval
-    from rolenrules.evaluate.tasks import load_task
+    from rolenrules.evaluate.tasks import load_task, parse_task_arg
     from rolenrules.judge import Judge
     from rolenrules.llm import Sampling
 
@@ -88,8 +89,9 @@ def eval_command(
 
         examples, name = load_bench(bench, limit=limit), str(bench)
     else:
-        examples = [e for t in dict.fromkeys(task or []) for e in load_task(t, data_dir, limit=limit)]
-        name = "+".join(dict.fromkeys(task or []))
+        tasks = dict(parse_task_arg(t) for t in dict.fromkeys(task or []))
+        examples = [e for t, source in tasks.items() for e in load_task(t, data_dir, source=source, limit=limit)]
+        name = "+".join(tasks)
     out.mkdir(parents=True, exist_ok=True)
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, concurrency=concurrency,
