@@ -66,17 +66,23 @@ def test_json_array_and_wrapped_object(tmp_path: Path) -> None:
         assert examples[2].metadata["source"]["row"] == 3
 
 
-def test_self_instruct_seed_tasks(shared_data: Path) -> None:
-    examples = list(read_examples(shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"))
+def test_self_instruct_seed_tasks(seed_tasks: Path) -> None:
+    examples = list(read_examples(seed_tasks))
     assert len(examples) == 175
     assert all(e.messages[0].role == "user" and e.messages[0].content for e in examples)
     assert len({e.id for e in examples}) == 175
 
 
-def test_alpaca_shared_file(shared_data: Path) -> None:
+def test_alpaca_json_array_file(tmp_path: Path) -> None:
+    # Alpaca's own file layout (a JSON array, `input` often empty); its data is CC BY-NC, so not in the repository.
+    rows = [{"instruction": f"Give three tips for {topic}.", "input": extra, "output": "1. 2. 3."}
+            for topic, extra in (("sleep", ""), ("a trip", "to Kyoto in May"), ("study", ""))]
+    (tmp_path / "alpaca_data.json").write_text(json.dumps(rows, indent=4))
     stats = ReadStats()
-    examples = list(read_examples(shared_data / "instructions" / "alpaca_data_first2000.json", stats=stats))
-    assert len(examples) == 2000 and stats.format == "alpaca"
+    examples = list(read_examples(tmp_path / "alpaca_data.json", stats=stats))
+    assert stats.format == "alpaca" and len(examples) == 3
+    assert examples[1].messages[0].content == "Give three tips for a trip.\n\nto Kyoto in May"
+    assert [m.role for m in examples[0].messages] == ["user", "assistant"]
 
 
 BAD_INPUTS = [
