@@ -19,7 +19,9 @@ from rolenrules.evaluate.tasks import TASKS, bundled_data, parse_task_arg
 from rolenrules.llm import BackendOptions, make_llm
 from rolenrules.records import Example
 
-COUNTS = {"ifeval": 540, "sys-ifeval": 541, "realguardrails": 239, "distractors": 504}
+#: Every built-in task: (examples, licence).
+EXPECTED = {"ifeval": (540, "Apache-2.0"), "sys-ifeval": (541, "MIT AND Apache-2.0"), "realguardrails": (239, "MIT"),
+            "distractors": (504, "MIT")}
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,9 @@ def bundled() -> dict[str, list[Example]]:
     return {name: load_task(name) for name in TASKS}
 
 
-def test_registry_holds_the_four_tasks_with_sources_and_licences() -> None:
-    assert list(TASKS) == list(COUNTS)
-    assert {name: task.licence for name, task in TASKS.items()} == {
-        "ifeval": "Apache-2.0", "sys-ifeval": "MIT AND Apache-2.0", "realguardrails": "MIT", "distractors": "MIT"}
+def test_registry_holds_every_task_with_sources_and_licences() -> None:
+    assert list(TASKS) == list(EXPECTED)
+    assert {name: task.licence for name, task in TASKS.items()} == {name: e[1] for name, e in EXPECTED.items()}
     for task in TASKS.values():
         notices = []
         for source in task.sources:
@@ -50,14 +51,13 @@ def test_registry_holds_the_four_tasks_with_sources_and_licences() -> None:
 ])
 def test_bundled_tasks_load_all_rows(bundled: dict[str, list[Example]], task: str, first_roles: list[str]) -> None:
     examples = bundled[task]
-    assert len(examples) == COUNTS[task]
-    assert len({e.id for e in examples}) == COUNTS[task]
+    assert len(examples) == len({e.id for e in examples}) == EXPECTED[task][0]
     assert [m.role for m in examples[0].messages][:2] == first_roles
     assert all(e.messages[-1].role == "user" and bench_rules(e) for e in examples)
     assert {e.metadata["task"] for e in examples} == {task}
 
 
-@pytest.mark.parametrize("task", list(COUNTS))
+@pytest.mark.parametrize("task", list(EXPECTED))
 def test_registry_flags_match_what_the_data_holds(bundled: dict[str, list[Example]], task: str) -> None:
     record, examples = TASKS[task], bundled[task]
     judged = any(r.kind == "judged" for e in examples for r in bench_rules(e))
