@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,6 +159,19 @@ def test_hub_ids_fail_fast_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="hub is disabled"):
         list(read_examples("hf://tatsu-lab/alpaca"))
+
+
+def test_unreachable_hub_fails_in_seconds(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: the hub is unreachable
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    # `datasets` alone retries for about 30 s before giving up; the timeout fails the test then.
+    done = subprocess.run([sys.executable, "-m", "rolenrules", "data", "convert", "hf://owner/dataset:train",
+                           str(tmp_path / "out.jsonl")], env=env, capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2
+    assert "hf://owner/dataset:train: cannot load from the hub" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("name", ["out.parquet", "out_folder"])

@@ -180,10 +180,13 @@ def _hub(path: str) -> Iterator[Row]:
     if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or os.environ.get("HF_DATASETS_OFFLINE") in ("1", "true"):
         raise DataError("the Hugging Face hub is disabled (HF_HUB_OFFLINE); save the dataset locally first", path=path)
     import datasets
+    from huggingface_hub import HfApi
 
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     try:
+        # One quick request first: offline, `datasets` retries for about half a minute before giving up.
+        HfApi().dataset_info(name, timeout=10)
         data = datasets.load_dataset(name, split=split or "train", streaming=True)
         for index, row in enumerate(data, start=1):
             yield Location(path, row=index), row
