@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from importlib.resources.abc import Traversable
@@ -40,9 +40,9 @@ class Source:
 
     def texts(self) -> tuple[str, str]:
         """(attribution and changes, licence text), as shipped in the package."""
-        folder = bundled_data() / self.folder
-        return folder.joinpath("NOTICE").read_text(encoding="utf-8"), folder.joinpath("LICENSE").read_text(
-            encoding="utf-8")
+        folder = bundled_data().joinpath(self.folder)
+        notice, licence = (folder.joinpath(name).read_text(encoding="utf-8") for name in ("NOTICE", "LICENSE"))
+        return notice, licence
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def data_path(task: Task, data_dir: str | Path | None = None, source: str | None
     if resource is None:
         raise ConfigError(f"task {task.name}: the data bundled with rolenrules is missing ({task.file}): the "
                           "installation is broken; reinstall rolenrules, or pass --data-dir DIR")
-    with ExitStack() as stack:
-        yield str(stack.enter_context(as_file(resource)))
+    with as_file(resource) as path:  # a real file already, unless the package is imported from a zip
+        yield str(path)
 
 
 # -- helpers for loaders ----------------------------------------------------------------------
