@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--out", default="runs/bench_sys_ifeval_smollm2", help="Run folders (relative to the repository root).")
-    parser.add_argument("--data-dir", default=os.environ.get("RNR_DATA_DIR") or "../shared/data")
+    parser.add_argument("--data-dir", default=os.environ.get("RNR_DATA_DIR"),
+                        help="A copy of the task data (default: the data bundled with rnr).")
     parser.add_argument("--with-ifeval", action="store_true", help="Also run the user-turn `ifeval` task for the gap.")
     args = parser.parse_args()
 

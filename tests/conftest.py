@@ -1,4 +1,4 @@
-"""Shared fixtures: a local OpenAI-compatible server factory and a tiny HF chat model."""
+"""Shared fixtures: a local OpenAI-compatible server factory, a tiny HF chat model, the test data."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 for _var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RNR_TEACHER", "RNR_MODEL"):
     os.environ.pop(_var, None)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: Small real data the tests read, with its sources and licences in tests/data/README.md.
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -44,7 +45,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def seed_tasks() -> Path:
+    """The 175 Self-Instruct seed tasks (`instruction` + `instances`), a small real instruction set."""
+    return TEST_DATA / "self_instruct_seed_tasks.jsonl"

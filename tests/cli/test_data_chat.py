@@ -27,9 +27,9 @@ def test_help_and_version() -> None:
     assert _rnr("--version").stdout.strip().startswith("rnr ")
 
 
-def test_convert_self_instruct_seed_tasks(shared_data: Path, tmp_path: Path) -> None:
+def test_convert_self_instruct_seed_tasks(seed_tasks: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    result = _rnr("data", "convert", str(shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"), str(out))
+    result = _rnr("data", "convert", str(seed_tasks), str(out))
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 175

@@ -29,11 +29,10 @@ def _experiment(tmp_path: Path, server_url: str, model_dir: Path, seeds: Path) -
     return path
 
 
-def test_rnr_run_end_to_end_then_skips_everything(fake_server, tiny_model_dir: Path, shared_data: Path,
+def test_rnr_run_end_to_end_then_skips_everything(fake_server, tiny_model_dir: Path, seed_tasks: Path,
                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
-    seeds = shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"
-    experiment = _experiment(tmp_path, server.base_url, tiny_model_dir, seeds)
+    experiment = _experiment(tmp_path, server.base_url, tiny_model_dir, seed_tasks)
     with pytest.raises(SystemExit) as info:
         main(["run", str(experiment)])
     assert info.value.code in (0, None), capsys.readouterr().err

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,17 +70,23 @@ def test_json_array_and_wrapped_object(tmp_path: Path) -> None:
         assert examples[2].metadata["source"]["row"] == 3
 
 
-def test_self_instruct_seed_tasks(shared_data: Path) -> None:
-    examples = list(read_examples(shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"))
+def test_self_instruct_seed_tasks(seed_tasks: Path) -> None:
+    examples = list(read_examples(seed_tasks))
     assert len(examples) == 175
     assert all(e.messages[0].role == "user" and e.messages[0].content for e in examples)
     assert len({e.id for e in examples}) == 175
 
 
-def test_alpaca_shared_file(shared_data: Path) -> None:
+def test_alpaca_json_array_file(tmp_path: Path) -> None:
+    # Alpaca's own file layout (a JSON array, `input` often empty); its data is CC BY-NC, so not in the repository.
+    rows = [{"instruction": f"Give three tips for {topic}.", "input": extra, "output": "1. 2. 3."}
+            for topic, extra in (("sleep", ""), ("a trip", "to Kyoto in May"), ("study", ""))]
+    (tmp_path / "alpaca_data.json").write_text(json.dumps(rows, indent=4))
     stats = ReadStats()
-    examples = list(read_examples(shared_data / "instructions" / "alpaca_data_first2000.json", stats=stats))
-    assert len(examples) == 2000 and stats.format == "alpaca"
+    examples = list(read_examples(tmp_path / "alpaca_data.json", stats=stats))
+    assert stats.format == "alpaca" and len(examples) == 3
+    assert examples[1].messages[0].content == "Give three tips for a trip.\n\nto Kyoto in May"
+    assert [m.role for m in examples[0].messages] == ["user", "assistant"]
 
 
 BAD_INPUTS = [
@@ -149,6 +159,19 @@ def test_hub_ids_fail_fast_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="hub is disabled"):
         list(read_examples("hf://tatsu-lab/alpaca"))
+
+
+def test_unreachable_hub_fails_in_seconds(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: the hub is unreachable
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    # `datasets` alone retries for about 30 s before giving up; the timeout fails the test then.
+    done = subprocess.run([sys.executable, "-m", "rolenrules", "data", "convert", "hf://owner/dataset:train",
+                           str(tmp_path / "out.jsonl")], env=env, capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2
+    assert "hf://owner/dataset:train: cannot load from the hub" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("name", ["out.parquet", "out_folder"])

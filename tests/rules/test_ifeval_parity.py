@@ -11,12 +11,13 @@ from rolenrules.rules import REGISTRY
 from rolenrules.rules.ifeval_score import score_rows, summarise
 
 
+#: The published GPT-4 responses with the official verdicts (tests/data/README.md).
+DEV = Path(__file__).resolve().parents[1] / "data" / "gpt4_dev.jsonl"
+
+
 @pytest.fixture(scope="module")
-def dev_rows(request: pytest.FixtureRequest) -> list[dict]:
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ifeval" / "gpt4_dev.jsonl"
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path}")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def dev_rows() -> list[dict]:
+    return [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ def _eval(values: dict[str, Any]) -> None:
 
     from rolenrules.evaluate.report import load_runs, render_markdown
     from rolenrules.evaluate.runner import CACHE, run_eval
-    from rolenrules.evaluate.tasks import load_task
+    from rolenrules.evaluate.tasks import load_task, parse_task_arg
     from rolenrules.judge import Judge
 
     config = validate_config(EvalCommandConfig, values, "rnr eval", flags=True)
@@ -71,8 +71,9 @@ def _eval(values: dict[str, Any]) -> None:
 
         examples, name = load_bench(config.bench, limit=config.limit), str(config.bench)
     else:
-        tasks = list(dict.fromkeys(config.task or []))
-        examples = [e for t in tasks for e in load_task(t, config.data_dir, limit=config.limit)]
+        tasks = dict(parse_task_arg(t) for t in dict.fromkeys(config.task or []))
+        examples = [e for t, source in tasks.items()
+                    for e in load_task(t, config.data_dir, source=source, limit=config.limit)]
         name = "+".join(tasks)
     out = config.out
     out.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,6 @@ from rolenrules.heldout import exclude_path, held_out_ids
 from rolenrules.io import atomic_path, read_examples, write_examples
 from rolenrules.records import Example, Message, Rule
 
-#: Tasks whose role adherence is meaningless (the "system prompt" is a list of constraints).
-NO_ROLE_TASKS = frozenset({"ifeval", "sys-ifeval"})
-
 
 def bench_rules(example: Example) -> list[Rule]:
     """The rules scored for a benchmark example: its system prompt's, else `metadata.rules`."""

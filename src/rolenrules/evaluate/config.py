@@ -33,10 +33,12 @@ class EvalCommandConfig(ModelOptions):
     out: Path = Field(description="Run folder: results.jsonl, summary.json, run.json, cache.sqlite.")
     bench: Path | None = Field(None, description="Benchmark file, see docs/benchmark_format.md (default: none; "
                                                  "give --bench or --task).")
-    task: list[str] | None = Field(None, description=f"Built-in task, repeatable: {', '.join(TASKS)} (default: none; "
-                                                     "give --bench or --task).")
-    data_dir: Path | None = Field(None, description="Folder holding ifeval/ and systemcheck/ (default: $RNR_DATA_DIR, "
-                                                    "else ../shared/data).")
+    task: list[str] | None = Field(None, description=f"Built-in task, repeatable: {', '.join(TASKS)} (`rnr tasks` "
+                                                     "describes them); NAME=FILE or NAME=hf://ID reads that task from "
+                                                     "another copy of its data (default: none; give --bench or --task).")
+    data_dir: Path | None = Field(None, description="Your own copy of the task data, laid out as the bundled "
+                                                    "rolenrules/data/ (ifeval/, systemcheck/; .jsonl or .jsonl.gz) "
+                                                    "(default: $RNR_DATA_DIR, else the data shipped with rnr).")
     judge: str | None = Field(None, description="Judge model spec, needed for judged rules and role adherence "
                                                 "(default: $RNR_JUDGE).")
     judge_base_url: str | None = Field(None, description="OpenAI-compatible URL of the judge (default: --base-url).")

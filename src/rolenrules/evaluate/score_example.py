@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import Sequence
 
 from rolenrules.errors import ConfigError
-from rolenrules.evaluate.bench import NO_ROLE_TASKS, bench_rules
+from rolenrules.evaluate.bench import bench_rules
 from rolenrules.evaluate.results import EvalResult, ScoredRule
+from rolenrules.evaluate.tasks import has_role
 from rolenrules.judge import Judge
 from rolenrules.records import Example, Verdict
 
@@ -33,7 +34,7 @@ def needs_judge(examples: Sequence[Example], *, role_adherence: bool) -> bool:
 
 def wants_role(example: Example) -> bool:
     """Role adherence is judged where there is a role: a system message, outside constraint-only tasks."""
-    return example.system_text is not None and example.metadata.get("task") not in NO_ROLE_TASKS
+    return example.system_text is not None and has_role(example.metadata.get("task"))
 
 
 async def score_example(example: Example, response: str, *, judge: Judge | None, role_adherence: bool = True,

@@ -1,12 +1,13 @@
 """Raw rows from every container we read, each with where it came from (file and line or row).
 
-JSONL and Parquet are streamed (memory does not grow with the file); a JSON array is parsed
+JSONL (plain or `.jsonl.gz`) and Parquet are streamed (memory does not grow with the file); a JSON array is parsed
 whole; a `datasets.save_to_disk` folder is memory-mapped by Arrow; `hf://owner/name[:split]`
 streams from the hub when online and fails fast when not.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterator
@@ -46,7 +47,7 @@ def container_of(path: str) -> str:
             return "hf-folder"
         raise DataError("folder is not a datasets.save_to_disk folder (no dataset_info.json/state.json)", path=path)
     name = p.name.lower()
-    for suffix, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")):
+    for suffix, kind in ((".jsonl.gz", "jsonl"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")):
         if name.endswith(suffix):
             return kind
     raise DataError("unknown file type: use .jsonl, .json, .parquet, a datasets folder or hf://owner/name", path=path)
@@ -70,7 +71,7 @@ def iter_rows(path: str) -> Iterator[Row]:
 
 def _jsonl(path: str) -> Iterator[Row]:
     seen = False
-    with open(path, "rb") as handle:
+    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             loc = Location(path, line=number)
             # A bad line is yielded as its error: the reader raises it, or skips it with --skip-invalid.
@@ -100,6 +101,16 @@ def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(value, dict):
             raise loc.error("expected a JSON object")
         yield loc.line or 0, value
+
+
+def object_rows(path: str | Path) -> Iterator[tuple[Location, dict[str, Any]]]:
+    """(where, object) for each record of any container we read; a bad record raises its DataError."""
+    for loc, value in iter_rows(str(path)):
+        if isinstance(value, DataError):
+            raise value
+        if not isinstance(value, dict):
+            raise loc.error("expected a JSON object")
+        yield loc, value
 
 
 def _json(path: str) -> Iterator[Row]:
@@ -169,10 +180,13 @@ def _hub(path: str) -> Iterator[Row]:
     if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or os.environ.get("HF_DATASETS_OFFLINE") in ("1", "true"):
         raise DataError("the Hugging Face hub is disabled (HF_HUB_OFFLINE); save the dataset locally first", path=path)
     import datasets
+    from huggingface_hub import HfApi
 
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     try:
+        # One quick request first: offline, `datasets` retries for about half a minute before giving up.
+        HfApi().dataset_info(name, timeout=10)
         data = datasets.load_dataset(name, split=split or "train", streaming=True)
         for index, row in enumerate(data, start=1):
             yield Location(path, row=index), row
