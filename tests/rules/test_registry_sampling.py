@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from rolenrules.errors import ConfigError
 from rolenrules.records import CATEGORIES
 from rolenrules.rules import IFEVAL_IDS, REGISTRY, CheckContext, get_rule_type, rule_from_type, sample_rules
-from rolenrules.rules import _text, ifeval_types, system_content, system_format
+from rolenrules.rules import _text
 from rolenrules.rules.sampling import candidate_types
-from rolenrules.rules.system_length import TYPES as LENGTH_TYPES
-from rolenrules.rules.system_style import first_person_words
+from rolenrules.rules.types import content, ifeval, persona, regex, text
+from rolenrules.rules.types import format as format_
+from rolenrules.rules.types.length import TYPES as LENGTH_TYPES
+from rolenrules.rules.types.style import first_person_words
 
 IFEVAL_25 = {
     "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
@@ -53,10 +55,18 @@ def test_type_contract(type_id: str) -> None:
         assert rule_type.describe(params, rng=random.Random(0)) in phrasings
 
 
-def test_get_rule_type_unknown_lists_known_ids() -> None:
+@pytest.mark.parametrize(("type_id", "message"), [
+    ("length:max_wordz", "unknown rule type 'length:max_wordz'; did you mean 'length:max_words', "),
+    ("max_words", "did you mean 'length:max_words'"),
+    ("text:not_contain", "did you mean 'text:not_contains' or 'text:contains'?"),
+    # Nothing close: the groups, and where a plugin's types come from.
+    ("acme:house_style", "known groups: change_case, combination, content, "),
+    ("acme:house_style", "--rules-plugin"),
+])
+def test_get_rule_type_unknown_suggests_close_ids(type_id: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        get_rule_type("length:max_wordz")
-    assert "length:max_words" in str(info.value) and "punctuation:no_comma" in str(info.value)
+        get_rule_type(type_id)
+    assert message in str(info.value)
 
 
 def test_rule_from_type_validates_params_and_names_the_field() -> None:
@@ -130,11 +140,10 @@ def test_sampled_min_never_exceeds_sampled_max() -> None:
 
 
 def test_phrase_pools_cannot_contradict_word_rules() -> None:
-    forbidden = set(system_content.FORBIDDEN_POOL)
-    phrases = [*system_format.OPENINGS, *system_format.SIGN_OFFS, *system_content.DISCLAIMERS,
-               *system_content.ADDRESS_FORMS, *system_content.NAMES,
-               *(k for keys in system_format.JSON_KEY_SETS for k in keys)]
+    forbidden = set(content.FORBIDDEN_POOL)
+    phrases = [*format_.OPENINGS, *format_.SIGN_OFFS, *content.DISCLAIMERS, *persona.ADDRESS_FORMS, *persona.NAMES,
+               *(k for keys in format_.JSON_KEY_SETS for k in keys), *text.REQUIRED_POOL, *text.FORBIDDEN_POOL]
     for phrase in phrases:
         assert not set(_text.normalise(phrase).split()) & forbidden, phrase
         assert not first_person_words(phrase), phrase
-    assert not forbidden & set(ifeval_types.KEYWORD_POOL)
+    assert not forbidden & set(ifeval.KEYWORD_POOL)

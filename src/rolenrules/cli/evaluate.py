@@ -10,6 +10,7 @@ import typer
 
 from rolenrules.cli._console import console, err_console
 from rolenrules.cli._options import BaseUrl, Concurrency, MaxRetries, Timeout, build_llm
+from rolenrules.cli.rules import RulesPluginOption, load_plugins
 from rolenrules.errors import ConfigError
 
 bench_app = typer.Typer(help="Benchmarks of held-out system prompts.", no_args_is_help=True)
@@ -71,6 +72,7 @@ def eval_command(
     max_retries: MaxRetries = 4,
     resamples: Resamples = 2000,
     rescore: Annotated[bool, typer.Option("--rescore", help="Re-score the responses already in --out (e.g. with another judge) without generating.")] = False,
+    rules_plugin: RulesPluginOption = None,
 ) -> None:
     """Run a model on a benchmark, score every rule, and write metrics with confidence intervals."""
     import os
@@ -83,6 +85,7 @@ def eval_command(
 
     if (bench is None) == (not task):
         raise ConfigError("give either --bench FILE or --task NAME")
+    load_plugins(rules_plugin)
     if bench is not None:
         from rolenrules.evaluate.bench import load_bench
 

@@ -1,6 +1,6 @@
 """Time IFEval scoring (strict + loose) on the published GPT-4 responses.
 
-    .venv/bin/python benchmarks/ifeval_score.py [--repeats 5] [--no-cli]
+    .venv/bin/python benchmarks/ifeval_speed.py [--repeats 5] [--no-cli]
 
 Only the 270-response dev half ships with responses (`../shared/data/ifeval/gpt4_dev.jsonl`), so
 540 is timed as the 270 scored twice, with the memo caches cleared before each pass: the second
@@ -43,7 +43,7 @@ Timing = tuple[list[float], list[float], tuple[int, int]]
 
 def _time_ours(rows: list[dict], passes: int, repeats: int) -> Timing:
     from rolenrules.rules import _text
-    from rolenrules.rules.ifeval_score import score_rows
+    from rolenrules.rules.ifeval_accuracy import score_rows
 
     walls, cpus, agreement = [], [], (0, 0)
     for _ in range(repeats):
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
     start = time.perf_counter()
     from rolenrules.rules import _text
-    from rolenrules.rules.ifeval_score import score_rows  # noqa: F401 - timed import
+    from rolenrules.rules.ifeval_accuracy import score_rows  # noqa: F401 - timed import
 
     _text.warm_up(language=True, tokens=True)
     setup = time.perf_counter() - start

@@ -9,7 +9,7 @@ import pytest
 
 from rolenrules.cli import main
 from rolenrules.errors import DataError
-from rolenrules.rules.ifeval_score import score_file, score_rows, summarise
+from rolenrules.rules.ifeval_accuracy import accuracy_summary, score_file, score_rows
 
 
 def _run(argv: list[str]) -> int:
@@ -53,7 +53,7 @@ def test_missing_key_and_empty_response() -> None:
 def test_summary_levels() -> None:
     rows = [ROW, {**ROW, "key": 8, "response": "Hi, there you go"}]
     verdicts = score_rows(rows)
-    summary = summarise(rows, verdicts)
+    summary = accuracy_summary(rows, verdicts)
     assert summary["prompt_level_strict"] == 0.5
     assert summary["instruction_level_strict"] == 0.5
     assert summary["per_instruction"]["punctuation:no_comma"] == {"strict": 0.5, "loose": 0.5, "count": 2}

@@ -1,0 +1,146 @@
+"""Regular-expression rules (`regex:`): a pattern is, or is never, found in the reply.
+
+A pattern is Python `re` syntax with `re.search` semantics. It is checked when the rule is
+loaded (a bad pattern is an error naming the field) and compiled once per process. Matching
+runs on the `regex` engine in its `re`-compatible mode (VERSION0) for the one thing `re` lacks:
+a time bound. A pattern that backtracks catastrophically on some reply (`(a|aa)+$` on a long run
+of a's) is stopped after `TIMEOUT_S` seconds and the rule is *unscored* with that reason, never
+passed. Brace groups that `regex` would read as fuzzy-match constraints (`{e<=1}`) are literal
+text to `re`, so they are refused at load: escape the braces.
+
+The parameters of a user's rule are the user's to choose, so these types are drawn into
+generated data only when asked for by id (`--rule-types regex:search`).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from typing import Annotated
+
+import regex
+from pydantic import StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+
+from rolenrules.rules.base import CheckContext, Params, RuleType
+
+#: Seconds one search may take. Ordinary patterns take microseconds on replies of any realistic
+#: length, so only a runaway (catastrophically backtracking) search comes near it.
+TIMEOUT_S = 0.5
+
+#: Sampling pools (used only when a type is asked for). Required patterns match ignoring case,
+#: so case rules cannot contradict them; forbidden ones match nothing another pool requires.
+REQUIRED_POOL = (r"\b[A-Z]{3}-\d{4}\b", r"\bv\d+\.\d+\b", r"\(ref\. \d+\)")
+FORBIDDEN_POOL = (r"\b\d{3}-\d{2}-\d{4}\b", r"[\w.+-]+@[\w-]+\.\w+", r"\$\s?\d", r"!{2,}")
+
+# An unescaped brace group holding only fuzzy-constraint characters and at least one of e/i/s/d.
+_FUZZY_RE = re.compile(r"(?<!\\)(?:\\\\)*\{[\d\s<=>+,]*[eisd][\deisd\s<=>+,]*\}")
+
+
+@functools.lru_cache(maxsize=512)
+def compiled(pattern: str, flags: int) -> regex.Pattern:
+    """The pattern compiled once per process for the time-bounded engine."""
+    return regex.compile(pattern, flags | regex.VERSION0)
+
+
+class RegexParams(Params):
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    ignore_case: bool = False
+    multiline: bool = False
+    dotall: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        # PydanticCustomError: the message is shown as written, without pydantic's "Value error, ".
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise PydanticCustomError("regex", "not a valid regular expression: {error}", {"error": str(error)}) from None
+        if _FUZZY_RE.search(value):
+            raise PydanticCustomError("regex", "braces like {example} are ambiguous here; escape them ({escaped}) to "
+                                      "match them literally", {"example": "{e<=1}", "escaped": r"\{ \}"})
+        try:
+            compiled(value, 0)
+        except regex.error as error:
+            raise PydanticCustomError("regex", "not supported by the time-bounded matcher: {error}",
+                                      {"error": str(error)}) from None
+        return value
+
+    @property
+    def flags(self) -> int:
+        return ((regex.IGNORECASE if self.ignore_case else 0) | (regex.MULTILINE if self.multiline else 0)
+                | (regex.DOTALL if self.dotall else 0))
+
+
+@functools.lru_cache(maxsize=256)
+def search(pattern: str, flags: int, text: str) -> regex.Match | None | TimeoutError:
+    """`re.search(pattern, text, flags)`, or the TimeoutError when it ran past `TIMEOUT_S`.
+    Memoised: `check` and `explain` of one verdict search once."""
+    try:
+        return compiled(pattern, flags).search(text, timeout=TIMEOUT_S)
+    except TimeoutError as error:
+        return error
+
+
+def _flag_note(params: RegexParams) -> str:
+    notes = [note for on, note in ((params.ignore_case, "ignoring case"),
+                                   (params.multiline, "^ and $ match at every line"),
+                                   (params.dotall, ". also matches newlines")) if on]
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+class _Regex(RuleType[RegexParams]):
+    category = "content"
+    params_model = RegexParams
+    sampled_by_default = False
+    #: Whether the rule wants a match (search) or none (not_search).
+    wanted: bool
+
+    def test(self, params: RegexParams, text: str, context: CheckContext) -> bool | None:
+        found = search(params.pattern, params.flags, text)
+        if isinstance(found, TimeoutError):
+            return None
+        return (found is not None) == self.wanted
+
+    def explain(self, params: RegexParams, response: str, context: CheckContext) -> str | None:
+        found = search(params.pattern, params.flags, response)
+        if isinstance(found, TimeoutError):
+            return f"the search ran past {TIMEOUT_S:g} s (catastrophic backtracking on this reply) and was stopped"
+        if found is None:
+            return None
+        return f"matched {found.group(0)[:80]!r} at character {found.start()}"
+
+
+class RegexSearch(_Regex):
+    id = "regex:search"
+    wanted = True
+    summary = "The pattern is found somewhere (Python's re.search; runaway searches stopped: unscored)."
+
+    def _sample(self, rng: random.Random) -> dict:
+        return {"pattern": rng.choice(REQUIRED_POOL), "ignore_case": True}
+
+    def phrasings(self, params: RegexParams) -> list[str]:
+        p, note = params.pattern, _flag_note(params)
+        return [f"Every reply must contain text matching the regular expression `{p}`{note}.",
+                f"Include a match for the pattern `{p}` in each answer{note}.",
+                f"Your response must match the regular expression /{p}/ somewhere{note}."]
+
+
+class RegexNotSearch(_Regex):
+    id = "regex:not_search"
+    wanted = False
+    summary = "The pattern is found nowhere (Python's re.search; runaway searches stopped: unscored)."
+
+    def _sample(self, rng: random.Random) -> dict:
+        return {"pattern": rng.choice(FORBIDDEN_POOL)}
+
+    def phrasings(self, params: RegexParams) -> list[str]:
+        p, note = params.pattern, _flag_note(params)
+        return [f"Never write anything that matches the regular expression `{p}`{note}.",
+                f"No part of your reply may match the pattern `{p}`{note}.",
+                f"Your answers must never match the regular expression /{p}/{note}."]
+
+
+TYPES: tuple[RuleType, ...] = (RegexSearch(), RegexNotSearch())
