@@ -38,6 +38,15 @@ def test_bad_rows_name_the_row_and_field(change: dict, field: str) -> None:
     assert info.value.field == field
 
 
+def test_rows_may_name_any_rule_type() -> None:
+    row = {"key": 1, "instruction_id_list": ["text:not_contains", "language:reply_language"],
+           "kwargs": [{"value": "OPAL"}, {"language": "fr"}], "response": "123 456"}
+    # A check that cannot decide (no language to detect) counts as not followed.
+    assert score_rows([row]) == [{"key": 1, "strict": [True, False], "loose": [True, False]}]
+    with pytest.raises(DataError, match="did you mean 'punctuation:no_comma'"):
+        score_rows([{**ROW, "instruction_id_list": ["punctuation:no_coma", "length_constraints:number_words"]}])
+
+
 def test_unused_null_kwargs_are_ignored() -> None:
     # Hugging Face's copy of IFEval lists every kwarg name, null when unused.
     row = {**ROW, "kwargs": [{"num_words": None, "keywords": None},

@@ -95,9 +95,16 @@ def test_sampled_sets_are_compatible_and_checkable(seed: int, n: int, system_onl
             assert b.id not in a.conflicts, f"{a.id} conflicts with {b.id}"
     context = CheckContext(system_prompt="You are a helpful guide. " + " ".join(r.text for r in rules))
     for rule, rule_type in zip(rules, types):
-        assert rule.text and rule.category == rule_type.category
-        for mode in ("strict", "loose"):
-            assert rule_type.check(rule.params, response, mode=mode, context=context) in (True, False, None)
+        params = rule_type.parse(rule.params)
+        assert rule.text in rule_type.phrasings(params) and rule.category == rule_type.category
+        strict = rule_type.check(rule.params, response, context=context)
+        loose = rule_type.check(rule.params, response, mode="loose", context=context)
+        assert (strict, loose) == rule_type.check_modes(params, response, context)
+        assert strict is None or type(strict) is bool
+        if strict is True:
+            assert loose is True  # loose mode only adds ways to pass
+        if not response.strip():
+            assert (strict, loose) == (False, False)  # an empty reply follows no rule
 
 
 def test_sampling_is_deterministic_and_respects_filters() -> None:
@@ -119,6 +126,27 @@ def test_sampling_is_deterministic_and_respects_filters() -> None:
 def test_impossible_requests_raise(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         sample_rules(random.Random(0), **kwargs)
+
+
+def test_types_that_pass_when_detection_fails_stay_out_of_system_prompts() -> None:
+    lenient = {t.id for t in REGISTRY.values() if t.passes_when_undetected}
+    assert lenient == {"language:response_language", "change_case:english_capital", "change_case:english_lowercase"}
+    assert not any(REGISTRY[t].system_prompt_ok for t in lenient)
+    assert not lenient & {t.id for t in candidate_types(system_only=True)}
+    with pytest.raises(ConfigError, match="not a system-prompt rule"):
+        sample_rules(random.Random(0), 1, types=["change_case:english_lowercase"], system_only=True)
+    # IFEval's semantics stay for IFEval itself: undetectable counts as followed there.
+    assert REGISTRY["language:response_language"].check({"language": "de"}, "12345 !!!") is True
+
+
+def test_language_setting_types_conflict_with_english_only_ones() -> None:
+    english = {t.id for t in REGISTRY.values() if t.english_only}
+    assert {"format:opening", "persona:no_ai_mention", "keywords:forbidden_words", "style:all_uppercase"} <= english
+    setters = {t.id for t in REGISTRY.values() if t.sets_language}
+    assert setters == {"language:reply_language", "language:response_language"}
+    for type_id in setters:
+        assert english | setters <= REGISTRY[type_id].conflicts
+    assert not REGISTRY["language:reply_language"].conflicts & {"style:no_emojis", "format:no_headings"}
 
 
 def test_search_finds_a_compatible_set_when_one_exists() -> None:

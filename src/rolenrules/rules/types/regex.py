@@ -6,7 +6,8 @@ runs on the `regex` engine in its `re`-compatible mode (VERSION0) for the one th
 a time bound. A pattern that backtracks catastrophically on some reply (`(a|aa)+$` on a long run
 of a's) is stopped after `TIMEOUT_S` seconds and the rule is *unscored* with that reason, never
 passed. Brace groups that `regex` would read as fuzzy-match constraints (`{e<=1}`) are literal
-text to `re`, so they are refused at load: escape the braces.
+text to `re`, and `[[:alpha:]]` is a set of characters to `re` but a POSIX class to `regex`, so
+both are refused at load: escape the brackets.
 
 The parameters of a user's rule are the user's to choose, so these types are drawn into
 generated data only when asked for by id (`--rule-types regex:search`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+import warnings
 from typing import Annotated
 
 import regex
@@ -39,6 +41,30 @@ _FUZZY_RE = re.compile(r"(?<!\\)(?:\\\\)*\{[\d\s<=>+,]*[eisd][\deisd\s<=>+,]*\}"
 
 
 @functools.lru_cache(maxsize=512)
+def pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` cannot be a rule's pattern (None: it can). Checked once per pattern."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        re.purge()  # a pattern compiled before would come from re's cache, without its warning
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            return f"not a valid regular expression: {error}"
+    nested = next((w for w in caught if issubclass(w.category, FutureWarning)), None)
+    if nested is not None:
+        # re reads "[[:alpha:]]" as a set of characters; the matcher would read a POSIX class.
+        return (f"ambiguous: {str(nested.message).lower()} (re reads '[' inside a set as a character; POSIX classes "
+                r"such as [[:alpha:]] are not re syntax): escape it as \[")
+    if _FUZZY_RE.search(pattern):
+        return r"braces like {e<=1} are literal text to re but not to the matcher: escape them as \{ \}"
+    try:
+        regex.compile(pattern, regex.VERSION0)
+    except regex.error as error:
+        return f"not supported by the time-bounded matcher: {error}"
+    return None
+
+
+@functools.lru_cache(maxsize=512)
 def compiled(pattern: str, flags: int) -> regex.Pattern:
     """The pattern compiled once per process for the time-bounded engine."""
     return regex.compile(pattern, flags | regex.VERSION0)
@@ -53,19 +79,10 @@ class RegexParams(Params):
     @field_validator("pattern")
     @classmethod
     def _valid(cls, value: str) -> str:
-        # PydanticCustomError: the message is shown as written, without pydantic's "Value error, ".
-        try:
-            re.compile(value)
-        except re.error as error:
-            raise PydanticCustomError("regex", "not a valid regular expression: {error}", {"error": str(error)}) from None
-        if _FUZZY_RE.search(value):
-            raise PydanticCustomError("regex", "braces like {example} are ambiguous here; escape them ({escaped}) to "
-                                      "match them literally", {"example": "{e<=1}", "escaped": r"\{ \}"})
-        try:
-            compiled(value, 0)
-        except regex.error as error:
-            raise PydanticCustomError("regex", "not supported by the time-bounded matcher: {error}",
-                                      {"error": str(error)}) from None
+        problem = pattern_problem(value)
+        if problem:
+            # PydanticCustomError: shown as written, without pydantic's "Value error, " prefix.
+            raise PydanticCustomError("regex", "{problem}", {"problem": problem})
         return value
 
     @property
