@@ -13,7 +13,7 @@ from rolenrules.records import CATEGORIES
 from rolenrules.rules import IFEVAL_IDS, REGISTRY, CheckContext, get_rule_type, rule_from_type, sample_rules
 from rolenrules.rules import _text
 from rolenrules.rules.sampling import candidate_types
-from rolenrules.rules.types import content, ifeval, persona, regex, text
+from rolenrules.rules.types import content, ifeval, persona, text
 from rolenrules.rules.types import format as format_
 from rolenrules.rules.types.length import TYPES as LENGTH_TYPES
 from rolenrules.rules.types.style import first_person_words

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import StringConstraints
 
 from rolenrules.rules import _text
 from rolenrules.rules.base import CheckContext, NoParams, Params, RuleType

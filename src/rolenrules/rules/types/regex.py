@@ -31,8 +31,8 @@ from rolenrules.rules.base import CheckContext, Params, RuleType
 #: length, so only a runaway (catastrophically backtracking) search comes near it.
 TIMEOUT_S = 0.5
 
-#: Sampling pools (used only when a type is asked for). Required patterns match ignoring case,
-#: so case rules cannot contradict them; forbidden ones match nothing another pool requires.
+#: Sampling pools (used only when a type is asked for); forbidden patterns match nothing another
+#: pool requires.
 REQUIRED_POOL = (r"\b[A-Z]{3}-\d{4}\b", r"\bv\d+\.\d+\b", r"\(ref\. \d+\)")
 FORBIDDEN_POOL = (r"\b\d{3}-\d{2}-\d{4}\b", r"[\w.+-]+@[\w-]+\.\w+", r"\$\s?\d", r"!{2,}")
 
@@ -114,6 +114,11 @@ class _Regex(RuleType[RegexParams]):
     sampled_by_default = False
     #: Whether the rule wants a match (search) or none (not_search).
     wanted: bool
+    pool: tuple[str, ...]
+
+    def _sample(self, rng: random.Random) -> dict:
+        # Ignoring case, so case rules drawn beside it cannot contradict a required pattern.
+        return {"pattern": rng.choice(self.pool), "ignore_case": True}
 
     def test(self, params: RegexParams, text: str, context: CheckContext) -> bool | None:
         found = search(params.pattern, params.flags, text)
@@ -133,10 +138,8 @@ class _Regex(RuleType[RegexParams]):
 class RegexSearch(_Regex):
     id = "regex:search"
     wanted = True
+    pool = REQUIRED_POOL
     summary = "The pattern is found somewhere (Python's re.search; runaway searches stopped: unscored)."
-
-    def _sample(self, rng: random.Random) -> dict:
-        return {"pattern": rng.choice(REQUIRED_POOL), "ignore_case": True}
 
     def phrasings(self, params: RegexParams) -> list[str]:
         p, note = params.pattern, _flag_note(params)
@@ -148,10 +151,8 @@ class RegexSearch(_Regex):
 class RegexNotSearch(_Regex):
     id = "regex:not_search"
     wanted = False
+    pool = FORBIDDEN_POOL
     summary = "The pattern is found nowhere (Python's re.search; runaway searches stopped: unscored)."
-
-    def _sample(self, rng: random.Random) -> dict:
-        return {"pattern": rng.choice(FORBIDDEN_POOL)}
 
     def phrasings(self, params: RegexParams) -> list[str]:
         p, note = params.pattern, _flag_note(params)

@@ -6,7 +6,7 @@ import random
 import re
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from rolenrules.rules import _text
 from rolenrules.rules.base import CheckContext, NoParams, Params, RuleType

@@ -42,15 +42,30 @@ def quoted(value: str) -> str:
     return f"“{value}”" if '"' in value else f'"{value}"'
 
 
-class TextContains(RuleType[TextParams]):
-    id = "text:contains"
+class _Text(RuleType[TextParams]):
     category = "content"
     params_model = TextParams
     sampled_by_default = False
-    summary = "Contains the exact string (Python's `in`; case_sensitive=false compares casefolded text)."
+    #: Whether the rule wants the value in the reply (contains) or not (not_contains).
+    wanted: bool
+    pool: tuple[str, ...]
 
     def _sample(self, rng: random.Random) -> dict:
-        return {"value": rng.choice(REQUIRED_POOL), "case_sensitive": False}
+        return {"value": rng.choice(self.pool), "case_sensitive": False}
+
+    def test(self, params: TextParams, text: str, context: CheckContext) -> bool:
+        return (find(params, text) >= 0) == self.wanted
+
+    def explain(self, params: TextParams, response: str, context: CheckContext) -> str | None:
+        at = find(params, response)
+        return f"found at character {at}" if at >= 0 and not self.wanted else None
+
+
+class TextContains(_Text):
+    id = "text:contains"
+    wanted = True
+    pool = REQUIRED_POOL
+    summary = "Contains the exact string (Python's `in`; case_sensitive=false compares casefolded text)."
 
     def phrasings(self, params: TextParams) -> list[str]:
         v = quoted(params.value)
@@ -59,19 +74,12 @@ class TextContains(RuleType[TextParams]):
                 f"Always include {v} verbatim in your answer{how}.",
                 f"Make sure each response contains {v}{how}."]
 
-    def test(self, params: TextParams, text: str, context: CheckContext) -> bool:
-        return find(params, text) >= 0
 
-
-class TextNotContains(RuleType[TextParams]):
+class TextNotContains(_Text):
     id = "text:not_contains"
-    category = "content"
-    params_model = TextParams
-    sampled_by_default = False
+    wanted = False
+    pool = FORBIDDEN_POOL
     summary = "Never contains the exact string (Python's `in`; case_sensitive=false compares casefolded text)."
-
-    def _sample(self, rng: random.Random) -> dict:
-        return {"value": rng.choice(FORBIDDEN_POOL), "case_sensitive": False}
 
     def phrasings(self, params: TextParams) -> list[str]:
         v = quoted(params.value)
@@ -79,13 +87,6 @@ class TextNotContains(RuleType[TextParams]):
         return [f"Never write {v} in a reply{how}.",
                 f"The text {v} must never appear in your answers{how}.",
                 f"Do not include {v} anywhere in your response{how}."]
-
-    def test(self, params: TextParams, text: str, context: CheckContext) -> bool:
-        return find(params, text) < 0
-
-    def explain(self, params: TextParams, response: str, context: CheckContext) -> str | None:
-        at = find(params, response)
-        return f"found at character {at}" if at >= 0 else None
 
 
 TYPES: tuple[RuleType, ...] = (TextContains(), TextNotContains())
