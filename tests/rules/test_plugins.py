@@ -6,12 +6,14 @@ import json
 import random
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rolenrules.cli import main
 from rolenrules.errors import ConfigError
 from rolenrules.rules import PLUGIN_ORIGINS, REGISTRY, get_rule_type, load_rule_plugins, rule_from_type, sample_rules
+from rolenrules.testing.scripted import teacher_reply
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
 
@@ -146,3 +148,34 @@ def test_installed_packages_register_through_entry_points(tmp_path: Path, monkey
     # A file defining the same id on top is a collision with that plugin, named.
     with pytest.raises(ConfigError, match="already defined by rules plugin entry point acme"):
         load_rule_plugins([_write(tmp_path / "again.py", PLUGIN)])
+
+
+def _documented_plugin() -> str:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Rule types in your own file"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("\n```", start)]
+
+
+def test_the_documented_plugin_works(tmp_path: Path, fake_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = _write(tmp_path / "my_rules.py", _documented_plugin())
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"instruction": f"Question {i}: how do I reset my password?", "input": "",
+                                         "output": "Use the reset link."}) + "\n" for i in range(4)), encoding="utf-8")
+    server = fake_server(reply=teacher_reply(answer=lambda body: "Logged as ACME-1234: use the reset link."))
+    argv = ["generate", "--input", str(seeds), "--teacher", "openai:any", "--base-url", server.base_url, "--quiet",
+            "--num-prompts", "2", "--k", "2", "--verifiable-rules", "1", "--rule-types", "acme:cites_ticket"]
+    # Without the plugin: the unknown id is refused before any model call, saying where types come from.
+    assert _run([*argv, "--out", str(tmp_path / "none.jsonl")]) == 2
+    assert "--rules-plugin" in capsys.readouterr().err and server.requests == 0
+    assert _run([*argv, "--out", str(tmp_path / "out.jsonl"), "--rules-plugin", str(plugin)]) == 0
+    kept = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    rejected = [json.loads(line) for line in (tmp_path / "out.jsonl.rejects.jsonl").read_text().splitlines()]
+    assert len(kept) + len(rejected) == 4 and kept
+    for record in kept:
+        (rule,) = [r for r in record["system_prompt"]["rules"] if r["kind"] == "verifiable"]
+        assert rule["type"] == "acme:cites_ticket" and rule["params"] == {"prefix": "ACME"}
+        assert rule["text"] in ("Cite the ticket id (like ACME-1234) in every reply.",
+                                "Always mention the ticket number, for example ACME-1234.")
+        verdict = next(v for v in record["verdicts"] if v["rule_id"] == rule["id"])
+        assert (verdict["passed"], verdict["source"]) == (True, "verifier")

@@ -8,14 +8,18 @@ Plugins (a user's Python file, an installed package) add theirs through `registe
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rolenrules.errors import ConfigError
 from rolenrules.records import CATEGORIES, Rule
 from rolenrules.rules.base import RuleType
-from rolenrules.rules.types import content, ifeval, language, length, persona, regex, safety, style, text
-from rolenrules.rules.types import format as format_
+from rolenrules.rules.types.ifeval import IFEVAL_IDS
+
+#: The built-in rule-type modules (`rules/types/NAME.py`, each ending with its `TYPES` tuple), in
+#: registry order. A new id group is a new module and one name here.
+BUILTIN_MODULES = ("ifeval", "length", "format", "language", "style", "persona", "content", "safety", "text", "regex")
 
 #: Every rule type by id: built-in ones first, in this order, then plugin types as loaded.
 REGISTRY: dict[str, RuleType] = {}
@@ -90,10 +94,8 @@ def register(types: Iterable[RuleType], *, origin: str | None = None) -> list[Ru
     return batch
 
 
-register((*ifeval.TYPES, *length.TYPES, *format_.TYPES, *language.TYPES, *style.TYPES, *persona.TYPES,
-          *content.TYPES, *safety.TYPES, *text.TYPES, *regex.TYPES))
-
-IFEVAL_IDS = ifeval.IFEVAL_IDS
+register(rule_type for name in BUILTIN_MODULES
+         for rule_type in importlib.import_module(f"rolenrules.rules.types.{name}").TYPES)
 
 
 def unknown_type_message(type_id: str) -> str:
