@@ -179,3 +179,19 @@ def test_the_documented_plugin_works(tmp_path: Path, fake_server: Any, capsys: p
                                 "Always mention the ticket number, for example ACME-1234.")
         verdict = next(v for v in record["verdicts"] if v["rule_id"] == rule["id"])
         assert (verdict["passed"], verdict["source"]) == (True, "verifier")
+
+
+def test_ifeval_score_reads_plugin_types(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = _write(tmp_path / "acme_rules.py", PLUGIN)
+    rows = [{"key": 1, "instruction_id_list": ["acme:cites_ticket", "punctuation:no_comma"], "kwargs": [{}, {}],
+             "response": "See ACME-1234."},
+            {"key": 2, "instruction_id_list": ["acme:cites_ticket"], "kwargs": [{"prefix": "OPS"}],
+             "response": "See ACME-1234."}]
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert _run(["ifeval", "score", str(responses), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown rule type 'acme:cites_ticket'" in capsys.readouterr().err
+    assert _run(["ifeval", "score", str(responses), "--out", str(tmp_path / "out"), "--rules-plugin", str(plugin)]) == 0
+    verdicts = [json.loads(line) for line in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
+    assert verdicts == [{"key": 1, "strict": [True, True], "loose": [True, True]},
+                        {"key": 2, "strict": [False], "loose": [False]}]

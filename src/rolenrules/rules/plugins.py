@@ -85,11 +85,14 @@ def load_file(path: str | Path) -> list[RuleType]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:  # any failure inside the user's file is reported, never a traceback
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:  # any failure inside the user's file is reported, never a traceback
+            raise ConfigError(f"rules plugin {path}: failed to import: {_one_line(error)}") from None
+        types = _load(_types_of(module, str(path)), str(path))
+    except ConfigError:
         del sys.modules[name]
-        raise ConfigError(f"rules plugin {path}: failed to import: {_one_line(error)}") from None
-    types = _load(_types_of(module, str(path)), str(path))
+        raise
     _LOADED[key] = types
     return types
 
