@@ -183,9 +183,9 @@ class RuleType(Generic[P]):
         """(strict, loose) outcomes of `response`, parameters already parsed.
 
         Loose passes if the response or any of its loose variants passes; otherwise the strict
-        outcome (False, or None when that could not be scored) stands. `variants` are
-        `loose_variants(response)[1:]` without blank ones, for callers that check many rules on
-        one response; they are computed here when not given.
+        outcome (False, or None when that could not be scored) stands. `variants` is
+        `loose_variants(response)`, for callers that check many rules on one response (computed
+        here when not given); blank variants are skipped, like blank responses.
         """
         if not response.strip():
             return False, False
@@ -194,8 +194,8 @@ class RuleType(Generic[P]):
         if strict:
             return strict, strict
         if variants is None:
-            variants = [v for v in loose_variants(response)[1:] if v.strip()]
-        if any(self.test(params, variant, context) for variant in variants):
+            variants = loose_variants(response)
+        if any(self.test(params, variant, context) for variant in variants[1:] if variant.strip()):
             return strict, True
         return strict, strict
 

@@ -64,7 +64,7 @@ def _parse_row(row: Any, where: dict[str, Any]) -> tuple[list[tuple[RuleType, Pa
 
 
 def _score(checks: Sequence[tuple[RuleType, Params]], response: str) -> tuple[list[bool], list[bool]]:
-    variants = [v for v in loose_variants(response)[1:] if v.strip()] if response.strip() else []
+    variants = loose_variants(response)  # once per response, shared by its instructions
     strict: list[bool] = []
     loose: list[bool] = []
     for rule_type, params in checks:
