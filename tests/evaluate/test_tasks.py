@@ -159,7 +159,7 @@ def _model_reply(body: dict[str, Any]) -> str:
 
 
 def test_sys_ifeval_run_writes_official_ifeval_summary(tmp_path: Path, fake_server: Any) -> None:
-    from rolenrules.rules.ifeval_score import score_rows, summarise
+    from rolenrules.rules.ifeval_accuracy import accuracy_summary, score_rows
 
     server = fake_server(reply=_model_reply)
     model = make_llm("openai:m", BackendOptions(base_url=server.base_url, max_retries=0))
@@ -168,7 +168,7 @@ def test_sys_ifeval_run_writes_official_ifeval_summary(tmp_path: Path, fake_serv
     summary = json.loads((out / "summary.json").read_text())
     results = read_results(out / "results.jsonl")
     rows = [{**r.metadata["ifeval"], "response": r.response} for r in results]
-    expected = summarise(rows, score_rows(rows))
+    expected = accuracy_summary(rows, score_rows(rows))
     assert summary["ifeval"]["sys-ifeval"] == json.loads(json.dumps(expected))
     # the pass-rate is IFEval's prompt-level strict accuracy, the rule accuracy its instruction level
     assert summary["pass_rate"]["value"] == pytest.approx(expected["prompt_level_strict"])

@@ -56,3 +56,14 @@ def test_sample_types_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
                  "format:numbered_list"]) == 2
     assert "compatible" in capsys.readouterr().err
     assert _run(["rules", "sample", "--exclude", "bogus:type"]) == 2
+    capsys.readouterr()
+    assert _run(["rules", "sample", "--types", "style:no_emoji,content:no_urls"]) == 2
+    assert "unknown rule type 'style:no_emoji'; did you mean 'style:no_emojis'?" in capsys.readouterr().err
+
+
+def test_list_marks_opt_in_types(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["rules", "list", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    opt_in = {i for i, r in rows.items() if not r["sampled_by_default"]}
+    assert {"text:contains", "text:not_contains", "regex:search", "regex:not_search", "combination:repeat_prompt"} == opt_in
+    assert rows["language:response_language"]["system_prompt"] is False

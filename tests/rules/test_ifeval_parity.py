@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rolenrules.rules import REGISTRY
-from rolenrules.rules.ifeval_score import score_rows, summarise
+from rolenrules.rules.ifeval_accuracy import accuracy_summary, score_rows
 
 
 #: The published GPT-4 responses with the official verdicts (tests/data/README.md).
@@ -46,8 +46,8 @@ def test_dev_half_covers_all_25_instruction_types(dev_rows: list[dict]) -> None:
 
 
 def test_summary_matches_official_verdicts(dev_rows: list[dict], dev_verdicts: list[dict]) -> None:
-    summary = summarise(dev_rows, dev_verdicts)
-    official = summarise(dev_rows, [{"strict": r["strict"], "loose": r["loose"]} for r in dev_rows])
+    summary = accuracy_summary(dev_rows, dev_verdicts)
+    official = accuracy_summary(dev_rows, [{"strict": r["strict"], "loose": r["loose"]} for r in dev_rows])
     assert summary == official
     prompts_followed = sum(all(r["strict"]) for r in dev_rows)
     assert summary["prompt_level_strict"] == pytest.approx(prompts_followed / 270)

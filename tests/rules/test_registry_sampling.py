@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from rolenrules.errors import ConfigError
 from rolenrules.records import CATEGORIES
 from rolenrules.rules import IFEVAL_IDS, REGISTRY, CheckContext, get_rule_type, rule_from_type, sample_rules
-from rolenrules.rules import _text, ifeval_types, system_content, system_format
+from rolenrules.rules import _text
 from rolenrules.rules.sampling import candidate_types
-from rolenrules.rules.system_length import TYPES as LENGTH_TYPES
-from rolenrules.rules.system_style import first_person_words
+from rolenrules.rules.types import content, ifeval, persona, text
+from rolenrules.rules.types import format as format_
+from rolenrules.rules.types.length import TYPES as LENGTH_TYPES
+from rolenrules.rules.types.style import first_person_words
 
 IFEVAL_25 = {
     "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
@@ -53,10 +55,18 @@ def test_type_contract(type_id: str) -> None:
         assert rule_type.describe(params, rng=random.Random(0)) in phrasings
 
 
-def test_get_rule_type_unknown_lists_known_ids() -> None:
+@pytest.mark.parametrize(("type_id", "message"), [
+    ("length:max_wordz", "unknown rule type 'length:max_wordz'; did you mean 'length:max_words', "),
+    ("max_words", "did you mean 'length:max_words'"),
+    ("text:not_contain", "did you mean 'text:not_contains' or 'text:contains'?"),
+    # Nothing close: the groups, and where a plugin's types come from.
+    ("acme:house_style", "known groups: change_case, combination, content, "),
+    ("acme:house_style", "--rules-plugin"),
+])
+def test_get_rule_type_unknown_suggests_close_ids(type_id: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        get_rule_type("length:max_wordz")
-    assert "length:max_words" in str(info.value) and "punctuation:no_comma" in str(info.value)
+        get_rule_type(type_id)
+    assert message in str(info.value)
 
 
 def test_rule_from_type_validates_params_and_names_the_field() -> None:
@@ -85,9 +95,16 @@ def test_sampled_sets_are_compatible_and_checkable(seed: int, n: int, system_onl
             assert b.id not in a.conflicts, f"{a.id} conflicts with {b.id}"
     context = CheckContext(system_prompt="You are a helpful guide. " + " ".join(r.text for r in rules))
     for rule, rule_type in zip(rules, types):
-        assert rule.text and rule.category == rule_type.category
-        for mode in ("strict", "loose"):
-            assert rule_type.check(rule.params, response, mode=mode, context=context) in (True, False, None)
+        params = rule_type.parse(rule.params)
+        assert rule.text in rule_type.phrasings(params) and rule.category == rule_type.category
+        strict = rule_type.check(rule.params, response, context=context)
+        loose = rule_type.check(rule.params, response, mode="loose", context=context)
+        assert (strict, loose) == rule_type.check_modes(params, response, context)
+        assert strict is None or type(strict) is bool
+        if strict is True:
+            assert loose is True  # loose mode only adds ways to pass
+        if not response.strip():
+            assert (strict, loose) == (False, False)  # an empty reply follows no rule
 
 
 def test_sampling_is_deterministic_and_respects_filters() -> None:
@@ -111,6 +128,27 @@ def test_impossible_requests_raise(kwargs: dict, message: str) -> None:
         sample_rules(random.Random(0), **kwargs)
 
 
+def test_types_that_pass_when_detection_fails_stay_out_of_system_prompts() -> None:
+    lenient = {t.id for t in REGISTRY.values() if t.passes_when_undetected}
+    assert lenient == {"language:response_language", "change_case:english_capital", "change_case:english_lowercase"}
+    assert not any(REGISTRY[t].system_prompt_ok for t in lenient)
+    assert not lenient & {t.id for t in candidate_types(system_only=True)}
+    with pytest.raises(ConfigError, match="not a system-prompt rule"):
+        sample_rules(random.Random(0), 1, types=["change_case:english_lowercase"], system_only=True)
+    # IFEval's semantics stay for IFEval itself: undetectable counts as followed there.
+    assert REGISTRY["language:response_language"].check({"language": "de"}, "12345 !!!") is True
+
+
+def test_language_setting_types_conflict_with_english_only_ones() -> None:
+    english = {t.id for t in REGISTRY.values() if t.english_only}
+    assert {"format:opening", "persona:no_ai_mention", "keywords:forbidden_words", "style:all_uppercase"} <= english
+    setters = {t.id for t in REGISTRY.values() if t.sets_language}
+    assert setters == {"language:reply_language", "language:response_language"}
+    for type_id in setters:
+        assert english | setters <= REGISTRY[type_id].conflicts
+    assert not REGISTRY["language:reply_language"].conflicts & {"style:no_emojis", "format:no_headings"}
+
+
 def test_search_finds_a_compatible_set_when_one_exists() -> None:
     # Only 3 of the 10 three-type subsets are conflict-free; a single greedy draw often misses them.
     types = ["format:bullets_only", "format:numbered_list", "format:opening", "style:no_emojis", "content:no_urls"]
@@ -130,11 +168,10 @@ def test_sampled_min_never_exceeds_sampled_max() -> None:
 
 
 def test_phrase_pools_cannot_contradict_word_rules() -> None:
-    forbidden = set(system_content.FORBIDDEN_POOL)
-    phrases = [*system_format.OPENINGS, *system_format.SIGN_OFFS, *system_content.DISCLAIMERS,
-               *system_content.ADDRESS_FORMS, *system_content.NAMES,
-               *(k for keys in system_format.JSON_KEY_SETS for k in keys)]
+    forbidden = set(content.FORBIDDEN_POOL)
+    phrases = [*format_.OPENINGS, *format_.SIGN_OFFS, *content.DISCLAIMERS, *persona.ADDRESS_FORMS, *persona.NAMES,
+               *(k for keys in format_.JSON_KEY_SETS for k in keys), *text.REQUIRED_POOL, *text.FORBIDDEN_POOL]
     for phrase in phrases:
         assert not set(_text.normalise(phrase).split()) & forbidden, phrase
         assert not first_person_words(phrase), phrase
-    assert not forbidden & set(ifeval_types.KEYWORD_POOL)
+    assert not forbidden & set(ifeval.KEYWORD_POOL)

@@ -15,6 +15,7 @@ from rolenrules.config_file import load_yaml_mapping
 from rolenrules.console import setup_logging
 from rolenrules.errors import ConfigError, validate_config
 from rolenrules.evaluate.config import AlpacaEvalCommandConfig, EvalCommandConfig, LmEvalCommandConfig
+from rolenrules.cli.rules import load_plugins
 
 bench_app = typer.Typer(help="Benchmarks of held-out system prompts.", no_args_is_help=True)
 standard_app = typer.Typer(help="Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model.",
@@ -66,6 +67,7 @@ def _eval(values: dict[str, Any]) -> None:
     if (config.bench is None) == (not config.task):
         raise ConfigError("give either --bench FILE or --task NAME")
     setup_logging()
+    load_plugins(config.rules_plugin)
     if config.bench is not None:
         from rolenrules.evaluate.bench import load_bench
 

@@ -8,22 +8,25 @@ from typing import Annotated
 import typer
 
 from rolenrules.cli._console import console, err_console
+from rolenrules.cli.rules import RulesPluginOption, load_plugins
 
 ifeval_app = typer.Typer(help="IFEval (Zhou et al., 2023) scoring with the official semantics.", no_args_is_help=True)
 
 
 @ifeval_app.command("score")
 def score(
-    responses: Annotated[Path, typer.Argument(metavar="RESPONSES.jsonl", help="Rows with `instruction_id_list`, `kwargs`, `response` (and `key` or `prompt`): IFEval's input format plus the response.")],
+    responses: Annotated[Path, typer.Argument(metavar="RESPONSES.jsonl", help="Rows with `instruction_id_list`, `kwargs`, `response` (and `key` or `prompt`): IFEval's input format plus the response. Ids are IFEval's, or any rule type of `rnr rules list`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for verdicts.jsonl and summary.json.")],
     per_instruction: Annotated[bool, typer.Option("--per-instruction", help="Also print accuracy per instruction id.")] = False,
+    rules_plugin: RulesPluginOption = None,
 ) -> None:
     """Score responses: writes OUT/verdicts.jsonl (strict and loose booleans per instruction, in
     input order) and OUT/summary.json (prompt- and instruction-level accuracy, per instruction id)."""
     from rich.table import Table
 
-    from rolenrules.rules.ifeval_score import score_file
+    from rolenrules.rules.ifeval_accuracy import score_file
 
+    load_plugins(rules_plugin)
     summary = score_file(responses, out)
     table = Table(title=f"IFEval: {summary['prompts']} prompts, {summary['instructions']} instructions")
     table.add_column("level")

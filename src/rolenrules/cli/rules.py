@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
 
 from rolenrules.cli._console import console
 
-rules_app = typer.Typer(help="The verifiable rule library (IFEval's 25 types and system-prompt rules).",
-                        no_args_is_help=True)
+rules_app = typer.Typer(help="The verifiable rule library (IFEval's 25 types, system-prompt rules, literal and "
+                             "regex rules, and your plugins).", no_args_is_help=True)
+
+#: The option of every command that reads rules.
+RulesPluginOption = Annotated[Optional[list[Path]], typer.Option(
+    "--rules-plugin", metavar="FILE.py",
+    help="A Python file defining more rule types (repeatable; see docs/extending.md). Installed packages' "
+         "`rolenrules.rules` entry points are loaded too.")]
+
+
+def load_plugins(paths: Optional[list[Path]]) -> None:
+    """Register the rule types of `--rules-plugin` files and installed plugins (one-line errors)."""
+    from rolenrules.rules import load_rule_plugins
+
+    load_rule_plugins(paths or [])
 
 
 def _split(values: Optional[list[str]]) -> list[str] | None:
@@ -47,13 +61,16 @@ def list_rules(
     group: Annotated[Optional[str], typer.Option("--group", "-g", help="Only this group (the part of the id before ':').")] = None,
     system_only: Annotated[bool, typer.Option("--system-only", help="Only types that make sense in a system prompt.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    rules_plugin: RulesPluginOption = None,
 ) -> None:
-    """A table of rule types: id, group, category, parameters and an example phrasing."""
+    """A table of rule types: id, group, category, parameters and an example phrasing. Plugin
+    types are marked (plugin)."""
     from rich.table import Table
 
     from rolenrules.errors import ConfigError
-    from rolenrules.rules import REGISTRY
+    from rolenrules.rules import PLUGIN_ORIGINS, REGISTRY
 
+    load_plugins(rules_plugin)
     types = [t for t in REGISTRY.values()
              if (group is None or t.group == group) and (t.system_prompt_ok or not system_only)]
     if not types:
@@ -61,15 +78,20 @@ def list_rules(
         raise ConfigError(f"no rule types in group '{group}' (groups: {', '.join(groups)})")
     if as_json:
         rows = [{"id": t.id, "group": t.group, "category": t.category, "params": _param_summary(t),
-                 "system_prompt": t.system_prompt_ok, "sampleable": t.sampleable, "summary": t.summary,
-                 "example": t.example(), "conflicts": sorted(t.conflicts - {t.id})} for t in types]
+                 "system_prompt": t.system_prompt_ok, "sampleable": t.sampleable,
+                 "sampled_by_default": t.sampleable and t.sampled_by_default and t.id not in PLUGIN_ORIGINS,
+                 "plugin": PLUGIN_ORIGINS.get(t.id), "summary": t.summary, "example": t.example(),
+                 "conflicts": sorted(t.conflicts - {t.id})} for t in types]
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{len(types)} rule types", show_lines=False)
+    plugins = sum(t.id in PLUGIN_ORIGINS for t in types)
+    table = Table(title=f"{len(types)} rule types" + (f" ({plugins} from plugins)" if plugins else ""),
+                  show_lines=False)
     for column in ("id", "group", "category", "parameters", "example phrasing"):
         table.add_column(column, overflow="fold")
     for t in types:
-        table.add_row(t.id, t.group, t.category, _param_summary(t), t.example())
+        label = f"{t.id} (plugin)" if t.id in PLUGIN_ORIGINS else t.id
+        table.add_row(label, t.group, t.category, _param_summary(t), t.example())
     console.print(table)
 
 
@@ -81,12 +103,15 @@ def sample(
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", "-x", help="Never draw these type ids.")] = None,
     sets: Annotated[int, typer.Option("--sets", min=1, help="How many rule sets to draw.")] = 1,
     system_only: Annotated[bool, typer.Option("--system-only", help="Only types that make sense in a system prompt.")] = False,
+    rules_plugin: RulesPluginOption = None,
 ) -> None:
-    """Sample sets of mutually compatible rules, printed as JSON (a list of sets of Rule records)."""
+    """Sample sets of mutually compatible rules, printed as JSON (a list of sets of Rule records).
+    Literal, regex and plugin types are drawn only when named in --types."""
     import random
 
     from rolenrules.rules import get_rule_type, sample_rules
 
+    load_plugins(rules_plugin)
     excluded = _split(exclude) or []
     for type_id in excluded:
         get_rule_type(type_id)  # unknown ids are an error, not silently ignored

@@ -58,6 +58,14 @@ def _prepare(example: Example, path: str, line: int | None) -> Example:
     if not rules:
         raise DataError("no rules to score: give `system_prompt.rules` or `metadata.rules`", path=path, line=line,
                         field="system_prompt")
+    from rolenrules.rules import validate_rule
+
+    where = "system_prompt.rules" if example.system_prompt is not None and example.system_prompt.rules else "metadata.rules"
+    for index, rule in enumerate(rules):
+        try:
+            validate_rule(rule)  # unknown types and bad parameters (a regex that does not compile) fail here
+        except ConfigError as error:
+            raise DataError(str(error), path=path, line=line, field=f"{where}[{index}]") from None
     messages = list(example.messages)
     if example.system_prompt is not None and (not messages or messages[0].role != "system"):
         messages.insert(0, Message(role="system", content=example.system_prompt.render()))

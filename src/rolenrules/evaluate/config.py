@@ -57,6 +57,9 @@ class EvalCommandConfig(ModelOptions):
     bootstrap: int = Field(DEFAULT_RESAMPLES, ge=0, description="Bootstrap resamples for the 95% intervals (0: none).")
     rescore: bool = Field(False, description="Re-score the responses already in --out (e.g. with another judge) "
                                              "without generating.")
+    rules_plugin: list[Path] | None = Field(None, description="A Python file defining more rule types (repeatable; "
+                                                              "see docs/extending.md). Installed packages' "
+                                                              "`rolenrules.rules` entry points are loaded too.")
 
     @property
     def sampling(self) -> Sampling:

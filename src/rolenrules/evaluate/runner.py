@@ -132,12 +132,12 @@ def ifeval_summaries(results: Sequence[EvalResult]) -> dict[str, Any]:
             by_task.setdefault(r.task, []).append(r)
     if not by_task:
         return {}
-    from rolenrules.rules.ifeval_score import score_rows, summarise
+    from rolenrules.rules.ifeval_accuracy import accuracy_summary, score_rows
 
     out = {}
     for task, rows in sorted(by_task.items()):
         data = [{**r.metadata["ifeval"], "response": r.response} for r in rows]
-        out[task] = summarise(data, score_rows(data))
+        out[task] = accuracy_summary(data, score_rows(data))
     return out
 
 

@@ -35,7 +35,7 @@ from rolenrules.judge import Judge
 from rolenrules.llm import LLM, build_llm
 from rolenrules.prompts import load_template
 from rolenrules.records import Example, SystemPrompt, Usage, stable_id
-from rolenrules.rules import get_rule_type
+from rolenrules.rules import get_rule_type, load_rule_plugins
 
 log = logging.getLogger("rolenrules.generate")
 
@@ -99,6 +99,7 @@ def _validate(config: GenerateConfig) -> None:
     """Everything that can be wrong with the options, found before any model is loaded or called."""
     for name in ("system_prompt", "feedback", "conflict_turn", "judge", "role_adherence"):
         load_template(name, config.templates)
+    load_rule_plugins(config.rules_plugin)
     for type_id in config.rule_types or []:
         get_rule_type(type_id)
 

@@ -11,20 +11,23 @@ A rule type owns four things:
 
 `check` wraps `test` with the conventions every consumer shares: an empty response follows no
 rule, and *loose* mode (IFEval's) also tries the response without its first line, its last line,
-or both, each with and without asterisks, passing if any variant passes. `check` reads nothing
-that `describe` computed: both are pure functions of the parameters.
+or both, each with and without asterisks, passing if any variant passes. `check_modes` is the
+one implementation of both modes (the IFEval scorer calls it with variants built once per
+response). `check` reads nothing that `describe` computed: both are pure functions of the
+parameters.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rolenrules.errors import ConfigError, config_error
+from rolenrules.records import Rule
 
 Mode = Literal["strict", "loose"]
 MODES: tuple[Mode, ...] = ("strict", "loose")
@@ -99,6 +102,17 @@ class RuleType(Generic[P]):
     system_prompt_ok: ClassVar[bool] = True
     #: False when parameters cannot be drawn without outside input (e.g. the prompt to repeat).
     sampleable: ClassVar[bool] = True
+    #: False for types drawn into generated data only when asked for by id (`--rule-types`),
+    #: e.g. the literal and regex types, whose parameters only a user can choose well.
+    sampled_by_default: ClassVar[bool] = True
+    #: The check or its parameters assume English text (a phrase to open with, words to avoid).
+    english_only: ClassVar[bool] = False
+    #: The rule fixes the reply's language; it conflicts with every `english_only` type and with
+    #: every other type that sets the language (the registry adds those conflicts).
+    sets_language: ClassVar[bool] = False
+    #: IFEval parity: a failed language detection counts as followed. A check that can pass
+    #: without deciding is not fit for generated data, so such a type is never `system_prompt_ok`.
+    passes_when_undetected: ClassVar[bool] = False
     #: One line for `rnr rules list`.
     summary: ClassVar[str] = ""
 
@@ -154,24 +168,34 @@ class RuleType(Generic[P]):
     def check(self, params: P | Mapping[str, Any] | None, response: str, *, mode: Mode = "strict",
               context: CheckContext | None = None) -> bool | None:
         """Whether `response` follows the rule: True, False, or None when it cannot be scored."""
+        if mode not in MODES:
+            raise ConfigError(f"unknown check mode '{mode}' (use 'strict' or 'loose')")
         parsed = self.parse(params)
         context = context or _NO_CONTEXT
         if mode == "strict":
             return self.test(parsed, response, context) if response.strip() else False
-        if mode != "loose":
-            raise ConfigError(f"unknown check mode '{mode}' (use 'strict' or 'loose')")
-        # Passes if any variant passes; otherwise the full response's own outcome (False, or
-        # None when that could not be scored) stands.
-        first: bool | None = False
-        for index, variant in enumerate(loose_variants(response)):
-            if not variant.strip():
-                continue
-            outcome = self.test(parsed, variant, context)
-            if outcome:
-                return True
-            if index == 0:
-                first = outcome
-        return first
+        return self.check_modes(parsed, response, context)[1]
+
+    def check_modes(self, params: P, response: str, context: CheckContext | None = None, *,
+                    variants: Sequence[str] | None = None) -> tuple[bool | None, bool | None]:
+        """(strict, loose) outcomes of `response`, parameters already parsed.
+
+        Loose passes if the response or any of its loose variants passes; otherwise the strict
+        outcome (False, or None when that could not be scored) stands. `variants` is
+        `loose_variants(response)`, for callers that check many rules on one response (computed
+        here when not given); blank variants are skipped, like blank responses.
+        """
+        if not response.strip():
+            return False, False
+        context = context or _NO_CONTEXT
+        strict = self.test(params, response, context)
+        if strict:
+            return strict, strict
+        if variants is None:
+            variants = loose_variants(response)
+        if any(self.test(params, variant, context) for variant in variants[1:] if variant.strip()):
+            return strict, True
+        return strict, strict
 
     def explain(self, params: P, response: str, context: CheckContext) -> str | None:
         """What was measured, for verdict reasons (e.g. '143 words'); None when there is nothing to add."""
@@ -185,6 +209,19 @@ class RuleType(Generic[P]):
         if not self.sampleable:
             return self.describe(self.example_params)
         return self.describe(self.sample(random.Random(seed)))
+
+    def rule(self, params: P | Mapping[str, Any] | None = None, *, text: str | None = None,
+             rng: random.Random | None = None) -> Rule:
+        """A verifiable `Rule` record of this type: parameters validated (ConfigError names the
+        field), text given or one of the phrasings (`rng` picks it, else the first)."""
+        parsed = self.parse(params)
+        return Rule(
+            text=text if text is not None else self.describe(parsed, rng=rng),
+            kind="verifiable",
+            type=self.id,
+            params=parsed.model_dump(mode="json"),
+            category=self.category,
+        )
 
     def __repr__(self) -> str:
         return f"<RuleType {self.id}>"

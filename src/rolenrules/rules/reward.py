@@ -18,7 +18,7 @@ from typing import Any, Literal
 from rolenrules.errors import DataError
 from rolenrules.records import Rule
 from rolenrules.rules.base import CheckContext, Mode
-from rolenrules.rules.checking import check_rule
+from rolenrules.rules.verdicts import check_rule
 
 Unscored = Literal["fail", "skip"]
 

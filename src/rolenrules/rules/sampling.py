@@ -8,12 +8,16 @@ from collections.abc import Iterable, Sequence
 from rolenrules.errors import ConfigError
 from rolenrules.records import Rule
 from rolenrules.rules.base import RuleType
-from rolenrules.rules.registry import REGISTRY, get_rule_type
+from rolenrules.rules.registry import PLUGIN_ORIGINS, REGISTRY, get_rule_type
 
 
 def candidate_types(types: Iterable[str] | None = None, *, exclude: Iterable[str] = (),
                     system_only: bool = False) -> list[RuleType]:
-    """The rule types a sample may draw from, in registry order."""
+    """The rule types a sample may draw from, in registry order.
+
+    Without `types`: the built-in types that are sampled by default (not the literal and regex
+    types, whose parameters a user should choose, nor plugin types). Types named in `types` are
+    drawn whatever their default, if they can be sampled at all."""
     excluded = set(exclude)
     if types is not None:
         pool = [get_rule_type(type_id) for type_id in dict.fromkeys(types)]
@@ -23,7 +27,8 @@ def candidate_types(types: Iterable[str] | None = None, *, exclude: Iterable[str
             if system_only and not rule_type.system_prompt_ok:
                 raise ConfigError(f"rule type '{rule_type.id}' is not a system-prompt rule")
     else:
-        pool = [t for t in REGISTRY.values() if t.sampleable and (t.system_prompt_ok or not system_only)]
+        pool = [t for t in REGISTRY.values() if t.sampleable and t.sampled_by_default and t.id not in PLUGIN_ORIGINS
+                and (t.system_prompt_ok or not system_only)]
     return [t for t in pool if t.id not in excluded]
 
 
@@ -69,14 +74,4 @@ def sample_rules(rng: random.Random, n: int, *, types: list[str] | None = None, 
     """`n` mutually compatible verifiable rules: types drawn without declared conflicts, each with
     sampled parameters and one of its phrasings as text. Same `rng` state, same rules."""
     chosen = choose_types(rng, candidate_types(types, exclude=exclude, system_only=system_only), n)
-    rules = []
-    for rule_type in chosen:
-        params = rule_type.sample(rng)
-        rules.append(Rule(
-            text=rule_type.describe(params, rng=rng),
-            kind="verifiable",
-            type=rule_type.id,
-            params=params.model_dump(mode="json"),
-            category=rule_type.category,
-        ))
-    return rules
+    return [rule_type.rule(rule_type.sample(rng), rng=rng) for rule_type in chosen]

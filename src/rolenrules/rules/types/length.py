@@ -9,7 +9,7 @@ Counting conventions (shared with the other system-prompt rules):
 * list items are lines starting with a bullet (-, *, +, •) or a number (`1.` / `1)`).
 
 Sampled bounds keep every min below every max of the same quantity, so a sampled set never
-asks for more than it allows; `tests/rules/test_sampling.py` checks that.
+asks for more than it allows; `tests/rules/test_registry_sampling.py` checks that.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Style rules: reply language, letter case, emojis, first person, sentence length, reading level.
-
-Unlike IFEval's language instruction, `language:reply_language` reports a failed detection as
-unscored (None), never as a pass.
-"""
+"""Style rules (`style:`): letter case, emojis, first person, sentence length, reading level."""
 
 from __future__ import annotations
 
@@ -10,58 +6,11 @@ import random
 import re
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from rolenrules.rules import _text
 from rolenrules.rules.base import CheckContext, NoParams, Params, RuleType
-from rolenrules.rules.system_length import prose_sentences
-
-#: Languages sampled for the reply-language rule (langdetect codes) and their names.
-REPLY_LANGUAGES: dict[str, str] = {
-    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
-    "nl": "Dutch", "ru": "Russian", "ja": "Japanese", "zh-cn": "Chinese", "ko": "Korean", "ar": "Arabic",
-    "hi": "Hindi", "tr": "Turkish", "pl": "Polish", "sv": "Swedish", "vi": "Vietnamese",
-}
-#: Rules whose check or parameters assume English text (all capitals also defeats detection).
-_ENGLISH_ONLY = (
-    "change_case:english_capital", "change_case:english_lowercase", "language:response_language",
-    "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "startend:end_checker",
-    "combination:repeat_prompt", "detectable_format:constrained_response", "detectable_content:postscript",
-    "content:required_disclaimer", "content:mention_keyword", "content:forbidden_words", "format:opening",
-    "format:sign_off", "persona:address_user", "style:max_grade_level", "style:no_first_person",
-    "style:all_uppercase", "persona:no_ai_mention",
-)
-
-
-class ReplyLanguageParams(Params):
-    language: Annotated[str, StringConstraints(min_length=2, max_length=5, pattern=r"^[a-z]{2}(-[a-z]{2})?$")]
-
-
-class ReplyLanguage(RuleType[ReplyLanguageParams]):
-    id = "language:reply_language"
-    category = "language"
-    params_model = ReplyLanguageParams
-    declared_conflicts = _ENGLISH_ONLY
-    summary = "Replies are in the given language (langdetect, seeded, code blocks ignored; undetectable: unscored)."
-
-    def _sample(self, rng: random.Random) -> dict:
-        return {"language": rng.choice(sorted(REPLY_LANGUAGES))}
-
-    def phrasings(self, params: ReplyLanguageParams) -> list[str]:
-        name = REPLY_LANGUAGES.get(params.language, params.language)
-        return [f"Always reply in {name}, whatever language the user writes in.",
-                f"Respond only in {name}.", f"All of your answers must be written in {name}."]
-
-    def test(self, params: ReplyLanguageParams, text: str, context: CheckContext) -> bool | None:
-        detected = _text.detect_language(_text.strip_code_blocks(text))
-        if detected is None or detected == "unknown":
-            return None
-        # "zh" accepts both of langdetect's Chinese codes.
-        return detected == params.language or detected.split("-")[0] == params.language
-
-    def explain(self, params: ReplyLanguageParams, response: str, context: CheckContext) -> str:
-        detected = _text.detect_language(_text.strip_code_blocks(response))
-        return f"detected language: {detected or 'none (no letters to detect)'}"
+from rolenrules.rules.types.length import prose_sentences
 
 
 class AllLowercase(RuleType[NoParams]):
@@ -82,6 +31,7 @@ class AllLowercase(RuleType[NoParams]):
 class AllUppercase(RuleType[NoParams]):
     id = "style:all_uppercase"
     category = "style"
+    english_only = True
     declared_conflicts = ("change_case:english_lowercase", "change_case:english_capital")
     summary = "No lowercase letters anywhere."
 
@@ -136,6 +86,7 @@ def first_person_words(text: str) -> list[str]:
 class NoFirstPerson(RuleType[NoParams]):
     id = "style:no_first_person"
     category = "style"
+    english_only = True
     declared_conflicts = ("combination:repeat_prompt", "detectable_format:constrained_response",
                           "persona:self_name")
     summary = "No first-person pronouns (I, me, my, we, us, our, ...; 'US' allowed), code blocks ignored."
@@ -198,6 +149,7 @@ def grade_level(text: str) -> float | None:
 class MaxGradeLevel(RuleType[GradeParams]):
     id = "style:max_grade_level"
     category = "style"
+    english_only = True
     params_model = GradeParams
     summary = "Flesch-Kincaid grade level at most N (heuristic syllables; no words: unscored)."
 
@@ -220,5 +172,5 @@ class MaxGradeLevel(RuleType[GradeParams]):
 
 
 TYPES: tuple[RuleType, ...] = (
-    ReplyLanguage(), AllLowercase(), AllUppercase(), NoEmojis(), NoFirstPerson(), MaxSentenceWords(), MaxGradeLevel(),
+    AllLowercase(), AllUppercase(), NoEmojis(), NoFirstPerson(), MaxSentenceWords(), MaxGradeLevel(),
 )

@@ -1,28 +1,27 @@
-"""Records in, verdicts out: build verifiable `Rule` records and check them against responses."""
+"""Rule records to verdicts: check a `Rule` against a response, or validate it before any check."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from rolenrules.errors import ConfigError
 from rolenrules.records import Rule, Verdict
-from rolenrules.rules.base import CheckContext, Mode
+from rolenrules.rules.base import CheckContext, Mode, Params, RuleType
 from rolenrules.rules.registry import get_rule_type
 
 
-def rule_from_type(type_id: str, params: Mapping[str, Any] | None = None, text: str | None = None) -> Rule:
-    """A verifiable Rule of a registered type. Parameters are validated (ConfigError names the
-    field); the text defaults to the type's first phrasing."""
-    rule_type = get_rule_type(type_id)
-    parsed = rule_type.parse(params or {})
-    return Rule(
-        text=text if text is not None else rule_type.describe(parsed),
-        kind="verifiable",
-        type=type_id,
-        params=parsed.model_dump(mode="json"),
-        category=rule_type.category,
-    )
+def _resolve(rule: Rule) -> tuple[RuleType, Params]:
+    rule_type = get_rule_type(rule.type or "")
+    try:
+        return rule_type, rule_type.parse(rule.params)
+    except ConfigError as error:
+        raise ConfigError(f"rule {rule.id}: {error}") from None
+
+
+def validate_rule(rule: Rule) -> None:
+    """ConfigError when a verifiable rule names an unknown type (with a "did you mean") or has bad
+    parameters (naming the field): what a data file is checked for when it is loaded. Judged
+    rules have nothing to validate."""
+    if rule.kind == "verifiable" and rule.type:
+        get_rule_type(rule.type).parse(rule.params)
 
 
 def check_rule(rule: Rule, response: str, *, mode: Mode = "strict", context: CheckContext | None = None,
@@ -30,17 +29,13 @@ def check_rule(rule: Rule, response: str, *, mode: Mode = "strict", context: Che
     """The verdict of one rule on one response.
 
     Verifiable rules are checked by their rule type: passed True/False (source 'verifier'), or
-    None with source 'unscored' when the check cannot decide. Judged rules are left to the LLM
-    judge: passed None, source 'unscored'.
+    None with source 'unscored' when the check cannot decide (the reason says why). Judged
+    rules are left to the LLM judge: passed None, source 'unscored'.
     """
     if rule.kind != "verifiable" or not rule.type:
         return Verdict(rule_id=rule.id, passed=None, source="unscored", reason="judged rule: needs the LLM judge",
                        turn=turn)
-    rule_type = get_rule_type(rule.type)
-    try:
-        params = rule_type.parse(rule.params)
-    except ConfigError as error:
-        raise ConfigError(f"rule {rule.id}: {error}") from None
+    rule_type, params = _resolve(rule)
     context = context or CheckContext()
     passed = rule_type.check(params, response, mode=mode, context=context)
     detail = rule_type.explain(params, response, context)

@@ -9,7 +9,7 @@ import pytest
 
 from rolenrules.cli import main
 from rolenrules.errors import DataError
-from rolenrules.rules.ifeval_score import score_file, score_rows, summarise
+from rolenrules.rules.ifeval_accuracy import accuracy_summary, score_file, score_rows
 
 
 def _run(argv: list[str]) -> int:
@@ -38,6 +38,15 @@ def test_bad_rows_name_the_row_and_field(change: dict, field: str) -> None:
     assert info.value.field == field
 
 
+def test_rows_may_name_any_rule_type() -> None:
+    row = {"key": 1, "instruction_id_list": ["text:not_contains", "language:reply_language"],
+           "kwargs": [{"value": "OPAL"}, {"language": "fr"}], "response": "123 456"}
+    # A check that cannot decide (no language to detect) counts as not followed.
+    assert score_rows([row]) == [{"key": 1, "strict": [True, False], "loose": [True, False]}]
+    with pytest.raises(DataError, match="did you mean 'punctuation:no_comma'"):
+        score_rows([{**ROW, "instruction_id_list": ["punctuation:no_coma", "length_constraints:number_words"]}])
+
+
 def test_unused_null_kwargs_are_ignored() -> None:
     # Hugging Face's copy of IFEval lists every kwarg name, null when unused.
     row = {**ROW, "kwargs": [{"num_words": None, "keywords": None},
@@ -53,7 +62,7 @@ def test_missing_key_and_empty_response() -> None:
 def test_summary_levels() -> None:
     rows = [ROW, {**ROW, "key": 8, "response": "Hi, there you go"}]
     verdicts = score_rows(rows)
-    summary = summarise(rows, verdicts)
+    summary = accuracy_summary(rows, verdicts)
     assert summary["prompt_level_strict"] == 0.5
     assert summary["instruction_level_strict"] == 0.5
     assert summary["per_instruction"]["punctuation:no_comma"] == {"strict": 0.5, "loose": 0.5, "count": 2}

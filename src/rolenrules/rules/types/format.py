@@ -58,6 +58,7 @@ class PhraseParams(Params):
 class Opening(RuleType[PhraseParams]):
     id = "format:opening"
     category = "format"
+    english_only = True
     params_model = PhraseParams
     declared_conflicts = ("combination:repeat_prompt", "detectable_format:constrained_response")
     summary = "Starts with the phrase (case, punctuation and markdown ignored)."
@@ -77,6 +78,7 @@ class Opening(RuleType[PhraseParams]):
 class SignOff(RuleType[PhraseParams]):
     id = "format:sign_off"
     category = "format"
+    english_only = True
     params_model = PhraseParams
     declared_conflicts = ("startend:end_checker", "detectable_content:postscript", "format:end_with_question")
     summary = "Ends with the phrase (case, punctuation and markdown ignored)."

@@ -1,4 +1,4 @@
-"""Rule records to verdicts, judged rules, and the reward function for RL trainers."""
+"""Rule records to verdicts (`rules/verdicts.py`), judged rules, and the reward function for RL trainers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rolenrules.errors import ConfigError
+from rolenrules.errors import ConfigError, DataError
 from rolenrules.records import Rule
 from rolenrules.rules import CheckContext, check_rule, judged_rule, make_reward, reward, rule_from_type
 
@@ -69,7 +69,7 @@ def test_reward_accepts_trl_shapes() -> None:
 
 
 def test_reward_checks_lengths() -> None:
-    with pytest.raises(Exception, match="rule lists"):
+    with pytest.raises(DataError, match="2 completions but 1 rule lists"):
         reward(["a", "b"], [[NO_URLS]])
 
 

@@ -1,11 +1,17 @@
-"""IFEval scoring: official strict and loose verdicts for responses in IFEval's input format.
+"""IFEval accuracy: official strict and loose verdicts for responses in IFEval's input format,
+and the accuracy figures IFEval reports.
 
-    verdicts = score_rows(rows)          # rows: instruction_id_list, kwargs, response (+ key/prompt)
-    summary = summarise(rows, verdicts)  # prompt- and instruction-level accuracy, per instruction id
+    verdicts = score_rows(rows)                 # rows: instruction_id_list, kwargs, response (+ key/prompt)
+    summary = accuracy_summary(rows, verdicts)  # prompt- and instruction-level accuracy, per instruction id
 
-Loose mode is IFEval's: an instruction counts as followed if the response, or the response
-without its first line, last line or both, each with or without asterisks, follows it.
-The variants are computed once per response and shared by all of its instructions.
+Loose mode is IFEval's (`RuleType.check_modes`): an instruction counts as followed if the
+response, or the response without its first line, last line or both, each with or without
+asterisks, follows it. The variants are computed once per response and shared by all of its
+instructions.
+
+Rows may also name any other registered rule type (ours, the literal and regex types, a
+plugin's) with its parameters as `kwargs`, scored the same way; a check that cannot decide
+(e.g. an undetectable reply language) counts as not followed, never as followed.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 from rolenrules.errors import ConfigError, DataError
 from rolenrules.io.sources import jsonl_objects
 from rolenrules.rules.base import CheckContext, Params, RuleType, loose_variants
-from rolenrules.rules.registry import IFEVAL_IDS, REGISTRY
+from rolenrules.rules.registry import REGISTRY, unknown_type_message
 
 _CONTEXT = CheckContext()
 
@@ -29,7 +35,7 @@ def _parse_row(row: Any, where: dict[str, Any]) -> tuple[list[tuple[RuleType, Pa
         raise DataError("expected a JSON object", **where)
     ids = row.get("instruction_id_list")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise DataError("must be a list of IFEval instruction ids", field="instruction_id_list", **where)
+        raise DataError("must be a list of instruction (rule type) ids", field="instruction_id_list", **where)
     kwargs = row.get("kwargs")
     if kwargs is None:
         kwargs = [{}] * len(ids)
@@ -40,9 +46,8 @@ def _parse_row(row: Any, where: dict[str, Any]) -> tuple[list[tuple[RuleType, Pa
         raise DataError("missing or not a string", field="response", **where)
     checks: list[tuple[RuleType, Params]] = []
     for index, (instruction_id, given) in enumerate(zip(ids, kwargs)):
-        if instruction_id not in IFEVAL_IDS:
-            raise DataError(f"unknown instruction id '{instruction_id}' (IFEval ids: {', '.join(sorted(IFEVAL_IDS))})",
-                            field=f"instruction_id_list[{index}]", **where)
+        if instruction_id not in REGISTRY:
+            raise DataError(unknown_type_message(instruction_id), field=f"instruction_id_list[{index}]", **where)
         if given is None:
             given = {}
         if not isinstance(given, Mapping):
@@ -59,17 +64,13 @@ def _parse_row(row: Any, where: dict[str, Any]) -> tuple[list[tuple[RuleType, Pa
 
 
 def _score(checks: Sequence[tuple[RuleType, Params]], response: str) -> tuple[list[bool], list[bool]]:
-    if not response.strip():
-        return [False] * len(checks), [False] * len(checks)
-    variants = [v for v in loose_variants(response)[1:] if v.strip()]
+    variants = loose_variants(response)  # once per response, shared by its instructions
     strict: list[bool] = []
     loose: list[bool] = []
     for rule_type, params in checks:
-        passed = bool(rule_type.test(params, response, _CONTEXT))
-        strict.append(passed)
-        if not passed:
-            passed = any(rule_type.test(params, variant, _CONTEXT) for variant in variants)
-        loose.append(passed)
+        followed, loosely = rule_type.check_modes(params, response, _CONTEXT, variants=variants)
+        strict.append(bool(followed))
+        loose.append(bool(loosely))
     return strict, loose
 
 
@@ -93,7 +94,7 @@ def score_rows(rows: Iterable[Mapping[str, Any]], *, path: str | None = None) ->
     return verdicts
 
 
-def summarise(rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def accuracy_summary(rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Prompt-level and instruction-level accuracy, strict and loose, overall, per instruction id
     and per instruction group (IFEval's two report tiers)."""
     if len(rows) != len(verdicts):
@@ -157,7 +158,7 @@ def score_file(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     for line, row in numbered:
         checks, response = _parse_row(row, {"path": str(path), "line": line})
         verdicts.append(_verdict_row(row, *_score(checks, response)))
-    summary = summarise(rows, verdicts)
+    summary = accuracy_summary(rows, verdicts)
     out_dir = Path(out_dir)
     write_jsonl(verdicts, out_dir / "verdicts.jsonl")
     with atomic_path(out_dir / "summary.json") as tmp:

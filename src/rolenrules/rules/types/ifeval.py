@@ -7,7 +7,8 @@ checker's behaviour exactly, quirks included, because verdicts must agree with i
 * keywords are regular expressions, matched case-insensitively;
 * a postscript marker may appear anywhere, not only at a line start;
 * a failed language detection counts as followed (IFEval's choice; the system-prompt language
-  rule in `system_style` reports it as unscored instead);
+  rule in `types/language.py` reports it as unscored instead). The three types that do this are
+  marked `passes_when_undetected` and are never sampled into generated system prompts;
 * sentences come from the English Punkt model, words are `\\w+` runs, and the capital-word count
   uses NLTK's Treebank tokens.
 
@@ -44,7 +45,7 @@ LANGUAGE_NAMES: dict[str, str] = {
 }
 
 #: Keywords for sampled keyword rules: everyday nouns, disjoint from every phrase pool in
-#: `system_*` so that a sampled set never requires and forbids the same word.
+#: the other `types/` modules so that a sampled set never requires and forbids the same word.
 KEYWORD_POOL = (
     "garden", "river", "planet", "window", "market", "bridge", "forest", "engine", "harvest",
     "lantern", "harbor", "compass", "meadow", "village", "journey", "orchestra", "library",
@@ -75,6 +76,7 @@ class KeywordsParams(Params):
 class KeywordExistence(RuleType[KeywordsParams]):
     id = "keywords:existence"
     category = "content"
+    english_only = True
     params_model = KeywordsParams
     system_prompt_ok = False
     declared_conflicts = ("keywords:forbidden_words", "keywords:frequency")
@@ -104,6 +106,7 @@ class KeywordFrequencyParams(Params):
 class KeywordFrequency(RuleType[KeywordFrequencyParams]):
     id = "keywords:frequency"
     category = "content"
+    english_only = True
     params_model = KeywordFrequencyParams
     system_prompt_ok = False
     summary = "A keyword occurs fewer than / at least N times (case-insensitive substring count)."
@@ -131,6 +134,7 @@ class ForbiddenWordsParams(Params):
 class ForbiddenWords(RuleType[ForbiddenWordsParams]):
     id = "keywords:forbidden_words"
     category = "content"
+    english_only = True
     params_model = ForbiddenWordsParams
     summary = "None of the words appears as a whole word (case-insensitive; words are regular expressions)."
 
@@ -196,9 +200,9 @@ class ResponseLanguage(RuleType[LanguageParams]):
     id = "language:response_language"
     category = "language"
     params_model = LanguageParams
-    declared_conflicts = ("change_case:english_capital", "change_case:english_lowercase", "keywords:existence",
-                          "keywords:frequency", "startend:end_checker", "detectable_format:constrained_response",
-                          "detectable_content:postscript")
+    sets_language = True
+    passes_when_undetected = True
+    system_prompt_ok = False
     summary = "The whole response is in the given language (langdetect, seeded; undetectable counts as followed)."
 
     def _sample(self, rng: random.Random) -> dict:
@@ -414,6 +418,7 @@ _PPS_RE = re.compile(r"\s*p\.\s?p\.\s?s.*$", re.MULTILINE)
 class Postscript(RuleType[PostscriptParams]):
     id = "detectable_content:postscript"
     category = "format"
+    english_only = True
     params_model = PostscriptParams
     declared_conflicts = ("startend:end_checker",)
     summary = "A postscript starting with the marker (P.S., P.P.S, ...) appears (case-insensitive)."
@@ -476,6 +481,7 @@ class NumberBulletLists(RuleType[BulletsParams]):
 class ConstrainedResponse(RuleType[NoParams]):
     id = "detectable_format:constrained_response"
     category = "format"
+    english_only = True
     conflicts_with_all = True
     system_prompt_ok = False
     summary = "Contains one of 'My answer is yes.', 'My answer is no.', 'My answer is maybe.'."
@@ -623,6 +629,7 @@ class RepeatPromptParams(Params):
 class RepeatPrompt(RuleType[RepeatPromptParams]):
     id = "combination:repeat_prompt"
     category = "format"
+    english_only = True
     params_model = RepeatPromptParams
     sampleable = False
     system_prompt_ok = False
@@ -652,6 +659,7 @@ class EndPhraseParams(Params):
 class EndChecker(RuleType[EndPhraseParams]):
     id = "startend:end_checker"
     category = "format"
+    english_only = True
     params_model = EndPhraseParams
     summary = "Ends with the exact phrase (case-insensitive; surrounding quotes ignored)."
 
@@ -719,6 +727,9 @@ class CapitalWordFrequency(RuleType[CapitalFrequencyParams]):
 class EnglishCapital(RuleType[NoParams]):
     id = "change_case:english_capital"
     category = "style"
+    english_only = True
+    passes_when_undetected = True
+    system_prompt_ok = False
     declared_conflicts = ("change_case:english_lowercase",)
     summary = "English, all capital letters (undetectable language counts as followed)."
 
@@ -738,6 +749,9 @@ class EnglishCapital(RuleType[NoParams]):
 class EnglishLowercase(RuleType[NoParams]):
     id = "change_case:english_lowercase"
     category = "style"
+    english_only = True
+    passes_when_undetected = True
+    system_prompt_ok = False
     summary = "English, all lowercase letters (undetectable language counts as followed)."
 
     def phrasings(self, params: NoParams) -> list[str]:
