@@ -87,7 +87,7 @@ def test_a_bad_pattern_fails_at_load_naming_file_line_and_field(tmp_path: Path, 
     bench = _write_bench(tmp_path / "vault.jsonl", [_example(0, RULES), _example(1, broken)])
     assert _eval(bench, server, tmp_path / "run") == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert f"{bench}:2: field 'system_prompt.rules[1]': rule type 'regex:not_search': bad parameter 'pattern': " \
+    assert f"{bench}:2: field 'system_prompt.rules[1]': rule type 'regex:not_search': bad parameters: field 'pattern': " \
            "not a valid regular expression: missing ), unterminated subpattern" in err
     assert server.requests == 0
 

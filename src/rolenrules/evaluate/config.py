@@ -59,7 +59,8 @@ class EvalCommandConfig(ModelOptions):
                                              "without generating.")
     rules_plugin: list[Path] | None = Field(None, description="A Python file defining more rule types (repeatable; "
                                                               "see docs/extending.md). Installed packages' "
-                                                              "`rolenrules.rules` entry points are loaded too.")
+                                                              "`rolenrules.rules` entry points are loaded too "
+                                                              "(default: none).")
 
     @property
     def sampling(self) -> Sampling:

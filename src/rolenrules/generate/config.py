@@ -46,7 +46,7 @@ class GenerateConfig(BaseModel):
     rules: str = Field("3-7", description="Rules per system prompt in total, a range a-b.")
     verifiable_rules: str = Field("1-3", description="How many of those come from the rule library (checked exactly).")
     rule_types: list[str] | None = Field(None, description="Only these rule-library types (ids, repeatable), e.g. length:max_words (default: every sampleable type; literal, regex and plugin types are drawn only when named here).")
-    rules_plugin: list[str] | None = Field(None, description="Python file(s) defining more rule types (repeatable; see docs/extending.md).")
+    rules_plugin: list[str] | None = Field(None, description="Python file(s) defining more rule types (repeatable; see docs/extending.md) (default: none).")
     conflict_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of conversations given a user turn that pushes against a rule.")
     max_attempts: int = Field(3, ge=1, description="Responses per turn before a conversation is rejected (1 = no regeneration).")
     max_turns: int = Field(3, ge=1, description="User turns kept from multi-turn seeds.")
