@@ -125,42 +125,52 @@ class _progress:
 
 
 def report(
-    runs: Annotated[list[Path], typer.Argument(metavar="DIR...", help="Run folders written by `rnr eval`.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="HTML report to write (self-contained).")] = None,
+    runs: Annotated[list[Path], typer.Argument(metavar="DIR...", help="Run folders written by `rnr eval`; later runs are compared with the first.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="HTML report to write (self-contained). Default: DIR/report.html for one run; FIRST/report-vs-OTHERS.html for several.")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the markdown summary here.")] = None,
     extra: Annotated[Optional[list[Path]], typer.Option("--extra", help="lm-eval results_*.json or AlpacaEval leaderboard.csv (or a folder of them) to show beside (repeatable).")] = None,
-    max_failures: Annotated[int, typer.Option("--max-failures", min=0, help="Failed examples listed per run.")] = 200,
+    max_failures: Annotated[int, typer.Option("--max-failures", min=0, help="Failed (and flipped) examples listed per run.")] = 200,
     resamples: Resamples = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed of the paired comparisons.")] = 0,
 ) -> None:
-    """Compare runs side by side: an HTML page (--out) and a markdown summary (printed)."""
-    from rolenrules.evaluate.report import write_report
+    """Compare runs side by side: an HTML page and a markdown summary (printed)."""
+    from rolenrules.evaluate.report import default_report_path, write_report
 
+    out = out or default_report_path(runs)
     text = write_report(runs, out, markdown=markdown, extras=extra or [], max_failures=max_failures,
                         resamples=resamples, seed=seed)
     console.print(text, markup=False, highlight=False)
-    if out is not None:
-        err_console.print(f"wrote {out}", highlight=False)
+    err_console.print(f"wrote {out}", highlight=False)
 
 
 def compare(
     run_a: Annotated[Path, typer.Argument(metavar="DIR_A", help="Baseline run folder.")],
-    run_b: Annotated[Path, typer.Argument(metavar="DIR_B", help="Run folder to compare with it.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    run_b: Annotated[Path, typer.Argument(metavar="DIR_B", help="Run folder to compare with it (may be DIR_A again, with --task-a/--task-b).")],
+    task_a: Annotated[Optional[str], typer.Option("--task-a", help="Only this task of DIR_A (e.g. ifeval of an ifeval+sys-ifeval run).")] = None,
+    task_b: Annotated[Optional[str], typer.Option("--task-b", help="Only this task of DIR_B (e.g. sys-ifeval).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON (with the flipped examples).")] = False,
     resamples: Resamples = 2000,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the paired bootstrap (rule accuracy).")] = 0,
 ) -> None:
-    """Paired comparison of two runs on the same benchmark (B − A, bootstrap CI, McNemar)."""
-    from rolenrules.evaluate.report import _md_table, comparison_json, comparison_row
+    """Paired comparison of two runs (B − A): examples matched by id, or by IFEval key between
+    ifeval and sys-ifeval; pass-rate difference with Newcombe's interval, McNemar, flipped examples."""
+    from rolenrules.evaluate.report import COMPARISON_HEADER, FLIP_HEADER, _md_table, comparison_json, comparison_row, flip_row
 
-    result = comparison_json(run_a, run_b, resamples=resamples, seed=seed)
+    result = comparison_json(run_a, run_b, resamples=resamples, seed=seed, task_a=task_a, task_b=task_b)
     if result["n_paired"] == 0:
-        raise ConfigError(f"{run_a} and {run_b} share no examples (compare runs of the same benchmark)")
+        raise ConfigError(f"{run_a} and {run_b} share no examples (matched by example id or IFEval key); "
+                          "compare runs of the same benchmark, or ifeval with sys-ifeval")
+    from rich.markup import escape
+
+    for warning in result["warnings"]:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if as_json:
-        console.print_json(json.dumps(result))
+        console.print_json(json.dumps(result, default=str))
         return
-    console.print(_md_table(["A", "B", "paired", "pass-rate diff [95% CI]", "rule accuracy diff [95% CI]",
-                             "McNemar p"], [comparison_row(result)]), markup=False, highlight=False)
+    console.print(_md_table(COMPARISON_HEADER, [comparison_row(result)]), markup=False, highlight=False)
+    console.print(f"\npaired {result['n_paired']} examples on {result['paired_on_label']}; "
+                  f"{result['only_in_a']} only in A, {result['only_in_b']} only in B", markup=False, highlight=False)
+    console.print("\n" + _md_table(FLIP_HEADER, [flip_row(result)]), markup=False, highlight=False)
 
 
 @standard_app.command("lm-eval")
