@@ -17,7 +17,18 @@ standard_app = typer.Typer(help="Standard benchmarks (lm-evaluation-harness, Alp
                            no_args_is_help=True)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding ifeval/ and systemcheck/ (default: $RNR_DATA_DIR, else ../shared/data).")]
-Resamples = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")]
+Resamples = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the paired rule-accuracy interval (0: none); single-run intervals are Wilson.")]
+
+#: --max-tokens for an embedded (local:) model, which decodes a few dozen tokens a second on CPU. IFEval
+#: answers need a few hundred tokens: the published GPT-4 replies to the 270 IFEval dev prompts
+#: are 275 SmolLM2 tokens at the median, 512 covers 84% of them (599 at p90); 1,024 would double
+#: the worst case of a reply that runs on.
+LOCAL_MAX_TOKENS = 512
+DEFAULT_MAX_TOKENS = 1024
+#: local:smollm2 on a 2-core x86_64 machine: 8.1-10.9 s per sys-ifeval/ifeval example at 256 tokens
+#: (benchmarks/sys_ifeval_smollm2.md), i.e. ~25-30 tok/s end to end; a reply that runs to the cap
+#: costs max_tokens / this.
+LOCAL_TOKENS_PER_SECOND = 28.0
 
 
 @bench_app.command("build")
@@ -64,7 +75,7 @@ def eval_command(
     role_adherence: Annotated[bool, typer.Option("--role-adherence/--no-role-adherence", help="Judge whether replies stay in role (where there is a role).")] = True,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N examples (of each task).")] = None,
     temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature of the model under test.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response of the model under test.")] = 1024,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help=f"Longest response of the model under test (default: {DEFAULT_MAX_TOKENS}; {LOCAL_MAX_TOKENS} for local: models).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed, and the bootstrap seed.")] = 0,
     concurrency: Concurrency = 8,
     timeout: Timeout = 120.0,
@@ -76,10 +87,11 @@ def eval_command(
     import os
 
     from rolenrules.evaluate.report import load_runs, render_markdown
-    from rolenrules.evaluate.runner import CACHE, EvalConfig, run_eval
+    from rolenrules.evaluate.results import read_results
+    from rolenrules.evaluate.runner import CACHE, RESULTS, EvalConfig, run_eval
     from rolenrules.evaluate.tasks import load_task
     from rolenrules.judge import Judge
-    from rolenrules.llm import Sampling
+    from rolenrules.llm import Sampling, resolve_default_spec
 
     if (bench is None) == (not task):
         raise ConfigError("give either --bench FILE or --task NAME")
@@ -91,6 +103,9 @@ def eval_command(
         examples = [e for t in dict.fromkeys(task or []) for e in load_task(t, data_dir, limit=limit)]
         name = "+".join(dict.fromkeys(task or []))
     out.mkdir(parents=True, exist_ok=True)
+    spec = model or resolve_default_spec("RNR_MODEL")[0]
+    if max_tokens is None:
+        max_tokens = LOCAL_MAX_TOKENS if spec.startswith("local:") else DEFAULT_MAX_TOKENS
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, concurrency=concurrency,
                     cache=out / CACHE, sampling=sampling, env_var="RNR_MODEL")
@@ -102,6 +117,10 @@ def eval_command(
         judge_obj = Judge(judge_llm, votes=judge_votes)
     config = EvalConfig(sampling=sampling, concurrency=concurrency, role_adherence=role_adherence,
                         calibrate_judge=calibrate_judge, resamples=resamples, seed=seed, rescore=rescore)
+    answered = {r.id for r in read_results(out / RESULTS)}
+    estimate = None if rescore else local_estimate(spec, sum(e.id not in answered for e in examples), max_tokens)
+    if estimate:
+        err_console.print(f"[yellow]note:[/] {estimate}", highlight=False)
     with _progress() as advance:
         run_eval(examples, out, model=llm, judge=judge_obj, config=config, bench_name=name, progress=advance)
     console.print(render_markdown(load_runs([out])), markup=False, highlight=False)
@@ -109,19 +128,74 @@ def eval_command(
 
 
 class _progress:
-    """A rich progress bar on stderr, as a callback (done, total)."""
+    """Progress as a callback (done, total): on a terminal a rich bar with rate and ETA; otherwise
+    a log line after the first example and then every LOG_EVERY seconds (CI, nohup, files)."""
+
+    LOG_EVERY = 10.0
 
     def __enter__(self):  # type: ignore[no-untyped-def]
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        import time
 
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=err_console, transient=True)
-        self.bar.__enter__()
-        self.task = self.bar.add_task("evaluating", total=None)
-        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.clock = time.monotonic
+        self.bar: Progress | None = None
+        if err_console.is_terminal:
+            self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                TimeRemainingColumn(), console=err_console, transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("evaluating", total=None, rate="")
+        self.start: float | None = None
+        self.initial = 0
+        self.last_log = 0.0
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        now = self.clock()
+        if self.start is None:  # the first call reports what a resumed run already had: not this run's speed
+            self.start, self.initial = now, done
+            if self.bar is not None:
+                self.bar.reset(self.task, total=total, completed=done)
+            else:
+                err_console.print(f"evaluating: {total - done} examples to answer ({done} already done)",
+                                  highlight=False)
+            return
+        made = done - self.initial
+        elapsed = max(now - self.start, 1e-9)
+        rate = made / elapsed
+        text = f"{rate * 60:.1f} ex/min" if rate * 60 >= 1 else f"{elapsed / max(made, 1):.0f} s/ex"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, rate=text)
+            return
+        if made == 1 or done == total or now - self.last_log >= self.LOG_EVERY:
+            self.last_log = now
+            eta = (total - done) / rate if rate > 0 else float("inf")
+            err_console.print(f"evaluating: {done}/{total} ({text}, {_duration(elapsed)} elapsed, "
+                              f"ETA {_duration(eta)})", highlight=False)
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def local_estimate(spec: str, examples: int, max_tokens: int) -> str | None:
+    """One line with the worst-case duration of an embedded-model run, said before it starts."""
+    if not spec.startswith("local:") or examples == 0:
+        return None
+    seconds = examples * max_tokens / LOCAL_TOKENS_PER_SECOND
+    return (f"{spec} decodes on this CPU at roughly {LOCAL_TOKENS_PER_SECOND:.0f} tokens/s: {examples} example"
+            f"{'s' if examples != 1 else ''} to answer × up to {max_tokens} tokens ≈ up to {_duration(seconds)} (--limit and --max-tokens shorten it)")
 
 
 def report(
