@@ -42,7 +42,7 @@ def test_progress_lines_show_rate_and_eta_when_stderr_is_not_a_terminal(
     assert "evaluating: 2 examples to answer (0 already done)" in err
     assert re.search(r"evaluating: 1/2 \([\d.]+ (ex/min|s/ex), \d+s elapsed, ETA \d+s\)", err), err
     assert re.search(r"evaluating: 2/2 \(", err)
-    assert "decodes on this CPU" not in err                # no estimate for a remote model
+    assert "tokens/s on a 2-core CPU" not in err                # no estimate for a remote model
     assert seen == [DEFAULT_MAX_TOKENS] * 2
     # resumed: the rate counts this invocation's answers only, from the 2 already there
     assert run_cli(*args) == 0
@@ -75,5 +75,5 @@ def test_embedded_model_eval_uses_its_default_max_tokens_and_says_how_long(
                    "--out", str(out)) == 0
     err = capsys.readouterr().err
     assert f"1 example to answer × up to {LOCAL_MAX_TOKENS} tokens ≈ up to" in err
-    assert err.index("decodes on this CPU") < err.index("evaluating: 1/1")    # said before the work
+    assert err.index("tokens/s on a 2-core CPU") < err.index("evaluating: 1/1")    # said before the work
     assert json.loads((out / "run.json").read_text())["sampling"]["max_tokens"] == LOCAL_MAX_TOKENS

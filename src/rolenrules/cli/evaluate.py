@@ -194,8 +194,9 @@ def local_estimate(spec: str, examples: int, max_tokens: int) -> str | None:
     if not spec.startswith("local:") or examples == 0:
         return None
     seconds = examples * max_tokens / LOCAL_TOKENS_PER_SECOND
-    return (f"{spec} decodes on this CPU at roughly {LOCAL_TOKENS_PER_SECOND:.0f} tokens/s: {examples} example"
-            f"{'s' if examples != 1 else ''} to answer × up to {max_tokens} tokens ≈ up to {_duration(seconds)} (--limit and --max-tokens shorten it)")
+    return (f"{spec} decodes roughly {LOCAL_TOKENS_PER_SECOND:.0f} tokens/s on a 2-core CPU: {examples} example"
+            f"{'s' if examples != 1 else ''} to answer × up to {max_tokens} tokens ≈ up to {_duration(seconds)}, "
+            "longer on a busy machine (--limit and --max-tokens shorten it)")
 
 
 def report(
