@@ -191,15 +191,18 @@ def test_cli_compare_two_tasks_of_one_run(tmp_path: Path, capsys: pytest.Capture
     both = [json.loads(line) for d in (user, system) for line in (d / "results.jsonl").read_text().splitlines()]
     from rolenrules.evaluate.results import EvalResult
 
-    combined = write_run(tmp_path / "both", [EvalResult.model_validate(r) for r in both], bench="ifeval+sys-ifeval")
+    combined = write_run(tmp_path / "both", [EvalResult.model_validate(r) for r in both], bench="ifeval+sys-ifeval",
+                         fingerprint="cccc")
     # the whole run against itself pairs by id: every IFEval key is there twice
     assert run_cli("compare", str(combined), str(combined), "--json", "--bootstrap", "50") == 0
     assert json.loads(capsys.readouterr().out)["paired_on"] == "id"
     assert run_cli("compare", str(combined), str(combined), "--task-a", "ifeval", "--task-b", "sys-ifeval",
                    "--json", "--bootstrap", "50") == 0
-    data = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
     assert (data["a"], data["b"], data["n_paired"], data["paired_on"]) == ("both:ifeval", "both:sys-ifeval", 10,
                                                                            "ifeval-key")
+    assert "ran different benchmarks" in captured.err        # one file, but two tasks
     assert run_cli("compare", str(combined), str(combined), "--task-a", "realguardrails") == 2
     assert "has no results of task 'realguardrails' (it has: ifeval, sys-ifeval)" in capsys.readouterr().err
 
@@ -236,3 +239,23 @@ def test_page_renders_in_headless_chromium_without_errors(tmp_path: Path) -> Non
     shown = re.search(r'<span id="shown-count" class="muted">(\d+) shown</span>', dom)
     assert shown and int(shown.group(1)) == sum(1 for line in (base / "results.jsonl").read_text().splitlines()
                                                  if '"status":"pass"' not in line)
+
+
+@pytest.mark.parametrize(("bench_a", "print_a", "bench_b", "print_b", "expected"), [
+    ("bench.jsonl", "f1", "../bench.jsonl", "f1", None),                 # same contents, path spelled differently
+    ("bench.jsonl", "f1", "bench.jsonl", "f2", "differs between"),       # another --limit, or an edited file
+    ("bench.jsonl", "f1", "other.jsonl", "f3", "ran different benchmarks"),
+    ("bench.jsonl", None, "bench.jsonl", None, None),                     # older runs without fingerprints
+])
+def test_bench_warning(tmp_path: Path, bench_a: str, print_a: str | None, bench_b: str, print_b: str | None,
+                       expected: str | None) -> None:
+    from rolenrules.evaluate.report import comparisons, load_runs
+
+    rows = [result(f"e{i}", [scored(i % 2 == 0)]) for i in range(4)]
+    a = write_run(tmp_path / "a", rows, bench=bench_a, fingerprint=print_a)
+    b = write_run(tmp_path / "b", rows, bench=bench_b, fingerprint=print_b)
+    warnings = comparisons(load_runs([a, b]), resamples=50)[0]["warnings"]
+    if expected is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and expected in warnings[0] and "paired by example id" in warnings[0]

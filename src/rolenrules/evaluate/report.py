@@ -101,11 +101,12 @@ def bench_warning(a: RunView, b: RunView, compared: dict[str, Any]) -> str | Non
     """Say so when two compared runs did not run the same benchmark (name or contents)."""
     run_a, run_b = a.summary.get("run", {}), b.summary.get("run", {})
     print_a, print_b = run_a.get("bench_fingerprint"), run_b.get("bench_fingerprint")
-    if print_a and print_a == print_b:
-        return None
     bench_a, bench_b = run_a.get("bench"), run_b.get("bench")
     tasks = compared.get("tasks", {})
-    if bench_a == bench_b and tasks.get("a") == tasks.get("b"):
+    same_tasks = tasks.get("a") == tasks.get("b")
+    if same_tasks and print_a and print_a == print_b:
+        return None
+    if bench_a == bench_b and same_tasks:
         if not (print_a and print_b):
             return None
         what = f"the benchmark {bench_a} differs between {a.name} and {b.name} (another --limit, or an edited file)"
@@ -175,7 +176,8 @@ def headline_rows(runs: Sequence[RunView]) -> list[tuple[str, list[str]]]:
     add("pass-rate (all rules followed)", lambda s: est_text(s.get("pass_rate")))
     add("rule accuracy", lambda s: est_text(s.get("rule_accuracy")))
     add("rule accuracy, scored rules only", lambda s: est_text(s.get("rule_accuracy_scored")))
-    add(f"pass-rate of the trivial reply “{metrics.TRIVIAL_REPLY}”", lambda s: trivial_text(s.get("trivial_pass_rate")))
+    add(f"pass-rate of the trivial reply “{metrics.TRIVIAL_REPLY}”",
+        lambda s: trivial_text(s.get("trivial_pass_rate")))
     add("role adherence", lambda s: est_text(s.get("role_adherence")))
     add("unscored rules / examples", lambda s: f"{s.get('n_unscored_rules', 0)} / {s.get('n_unscored_examples', 0)}")
     add("judge calibration κ (n; accuracy, false-pass)", _calibration_cell)
@@ -263,7 +265,8 @@ def render_markdown(runs: Sequence[RunView], *, compared: Sequence[dict[str, Any
     if ifeval:
         parts += ["", "### IFEval (official scoring)", "", _md_table(IFEVAL_HEADER, ifeval)]
     if compared:
-        parts += ["", "### Paired comparison (B − A)", "", _md_table(COMPARISON_HEADER, [comparison_row(c) for c in compared])]
+        rows = [comparison_row(c) for c in compared]
+        parts += ["", "### Paired comparison (B − A)", "", _md_table(COMPARISON_HEADER, rows)]
         warnings = [f"> **warning:** {w}" for c in compared for w in c.get("warnings", [])]
         parts += ["", *warnings] if warnings else []
         flips = [flip_row(c) for c in compared if c["mcnemar"]["a_pass_b_fail"] or c["mcnemar"]["a_fail_b_pass"]]
@@ -378,7 +381,8 @@ def bar_chart(title: str, runs: Sequence[RunView], key: str, metric: str, *, max
                 out.append(f'<text x="{left + width + 6}" y="{top + bar - 4}" class="value">{pct(est["value"])}'
                            f' (n={_count(est.get("n"))})</text>')
             else:
-                out.append(f'<text x="{left + 4}" y="{top + bar - 4}" class="value">{html.escape(est_text(est))}</text>')
+                out.append(f'<text x="{left + 4}" y="{top + bar - 4}" class="value">'
+                           f'{html.escape(est_text(est))}</text>')
         y += per_group
     out.append("</svg>")
     return "".join(out)
