@@ -11,36 +11,38 @@ from rolenrules.records import Example, Message, Rule, SystemPrompt, Verdict
 
 
 def scored(passed: bool | None, *, category: str = "format", type: str | None = "length:max_words",
-           kind: str = "verifiable", text: str | None = None, source: str | None = None) -> ScoredRule:
+           kind: str = "verifiable", text: str | None = None, source: str | None = None,
+           params: dict | None = None) -> ScoredRule:
     if kind == "judged":
         type = None
     src = source or ("unscored" if passed is None else ("verifier" if kind == "verifiable" else "judge"))
     return ScoredRule(rule_id=f"r-{text or category}-{type}", text=text or f"a {category} rule", kind=kind,
-                      type=type, category=category, passed=passed, source=src)
+                      type=type, category=category, params=params or {}, passed=passed, source=src)
 
 
 def result(id: str, rules: Sequence[ScoredRule], *, turn: int = 1, task: str = "rnr", role: bool | None = None,
-           calibration: Sequence[ScoredRule] = (), response: str = "a reply") -> EvalResult:
+           calibration: Sequence[ScoredRule] = (), response: str = "a reply",
+           metadata: dict | None = None) -> EvalResult:
     status = EvalResult.status_of(list(rules))
     return EvalResult(
         id=id, task=task, turn=turn,
         messages=[Message(role="system", content="You are a test assistant."), Message(role="user", content=f"q {id}")],
         response=response, rules=list(rules),
         role=None if role is None else Verdict(rule_id="role", passed=role, source="judge"),
-        calibration=list(calibration), passed=status == "pass", status=status,
+        calibration=list(calibration), passed=status == "pass", status=status, metadata=metadata or {},
     )
 
 
 def write_run(folder: Path, results: Sequence[EvalResult], *, model: str = "openai:test-model",
-              resamples: int = 200) -> Path:
+              resamples: int = 200, bench: str = "bench.jsonl", fingerprint: str | None = None) -> Path:
     """A run folder as `rnr eval` leaves it, from constructed results."""
     import json
 
     from rolenrules.evaluate.runner import RESULTS, RUN, write_summary
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / RUN).write_text(json.dumps({"bench": "bench.jsonl", "model": model, "judge": "openai:judge",
-                                          "n_bench": len(results)}))
+    (folder / RUN).write_text(json.dumps({"bench": bench, "bench_fingerprint": fingerprint, "model": model,
+                                          "judge": "openai:judge", "n_bench": len(results)}))
     (folder / RESULTS).write_text("".join(r.model_dump_json() + "\n" for r in results))
     write_summary(folder, resamples=resamples)
     return folder

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rolenrules.cli._console import err_console
-from rolenrules.io import FORMATS, ReadStats, read_examples, write_examples
+from rolenrules.cli._console import err_console, quiet_datasets
+from rolenrules.errors import ConfigError
+from rolenrules.io import FORMATS, ReadStats, output_kind, read_examples, write_examples
 
 data_app = typer.Typer(help="Dataset conversion and inspection.", no_args_is_help=True)
+
+#: What OUT may be, said once for the help and the error.
+OUTPUTS = ".jsonl, .parquet, or a folder (a name without a suffix, or ending in /) for datasets.save_to_disk"
+
+
+def check_output(dst: str) -> None:
+    """Refuse, before reading anything, an OUT that names a file type we do not write (x.csv would
+    otherwise become a datasets folder called x.csv)."""
+    path = Path(dst)
+    if dst.endswith(("/", "\\")) or path.is_dir():
+        return
+    if output_kind(dst) == "hf-folder" and path.suffix:  # output_kind also refuses .json
+        raise ConfigError(f"{dst}: cannot write {path.suffix} files; write {OUTPUTS}")
 
 
 @data_app.command("convert")
 def convert(
     src: Annotated[str, typer.Argument(metavar="IN", help="Input: .json/.jsonl/.parquet, a datasets folder, or hf://owner/name[:split].")],
-    dst: Annotated[str, typer.Argument(metavar="OUT", help="Output: .jsonl, .parquet, or a folder name (datasets.save_to_disk).")],
+    dst: Annotated[str, typer.Argument(metavar="OUT", help=f"Output: {OUTPUTS}.")],
     format: Annotated[Optional[str], typer.Option("--format", "-f", help=f"Input format ({', '.join(FORMATS)}); detected when omitted.")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip bad rows and count them instead of failing.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Convert at most this many records.")] = None,
 ) -> None:
     """Convert an instruction dataset into `messages` records."""
+    check_output(dst)
+    quiet_datasets()
     stats = ReadStats()
     examples = read_examples(src, format=format, skip_invalid=skip_invalid, stats=stats)
     if limit is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from rolenrules.cli._console import err_console
+from rolenrules.cli._console import err_console, quiet_datasets
 from rolenrules.cli._model_options import command_from_config
 from rolenrules.config_file import load_yaml_mapping
 from rolenrules.console import setup_logging
@@ -16,6 +16,7 @@ from rolenrules.generate import GenerateConfig, build_config, default_clients, g
 def _run(values: dict[str, Any]) -> None:
     config = build_config(values, "rnr generate", flags=True)
     setup_logging()
+    quiet_datasets(config.quiet)
     result = generate(config, default_clients)
     if result.already_complete:
         err_console.print(f"run already complete ({result.kept} kept, {result.rejected} rejected): nothing to do; "

@@ -48,13 +48,15 @@ class EvalCommandConfig(ModelOptions):
     role_adherence: bool = Field(True, description="Judge whether replies stay in role (where there is a role).")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N examples of each task (default: all).")
     temperature: float = Field(0.0, ge=0.0, description="Sampling temperature of the model under test.")
-    max_tokens: int = Field(1024, ge=1, description="Longest response of the model under test.")
+    max_tokens: int | None = Field(None, ge=1, description="Longest response of the model under test (default: 1024; "
+                                                       "512 for local: models, which decode a few dozen tokens/s).")
     seed: int = Field(0, description="Sampling seed, and the bootstrap seed.")
     concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
     timeout: float = Field(120.0, ge=1.0, description="Per-request timeout in seconds.")
     max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts (exponential backoff, Retry-After "
                                                   "honoured).")
-    bootstrap: int = Field(DEFAULT_RESAMPLES, ge=0, description="Bootstrap resamples for the 95% intervals (0: none).")
+    bootstrap: int = Field(DEFAULT_RESAMPLES, ge=0, description="Bootstrap resamples for the paired rule-accuracy "
+                                                                "interval (0: none); single-run intervals are Wilson.")
     rescore: bool = Field(False, description="Re-score the responses already in --out (e.g. with another judge) "
                                              "without generating.")
     rules_plugin: list[Path] | None = Field(None, description="A Python file defining more rule types (repeatable; "
@@ -64,7 +66,7 @@ class EvalCommandConfig(ModelOptions):
 
     @property
     def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
+        return Sampling(temperature=self.temperature, max_tokens=self.max_tokens or 1024, seed=self.seed)
 
     def run_config(self) -> EvalConfig:
         """The runner's settings (how a run generates and scores)."""

@@ -1,13 +1,17 @@
 """Reports over one or more run folders: a self-contained HTML page and a markdown summary.
 
 The HTML page needs no network to view: CSS, SVG bar charts and the little script that filters
-the failed-examples table are inline. Runs sit side by side; when they share examples, each
-later run is compared with the first (paired differences and McNemar's test).
+the failed-examples table are inline. Runs sit side by side; when they share examples (by id,
+or across ifeval and sys-ifeval by IFEval key), each later run is compared with the first:
+paired differences, McNemar's test, and the examples that flipped, shown side by side. Every
+figure carries its n.
 """
 
 from __future__ import annotations
 
 import html
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,6 +28,13 @@ from rolenrules.evaluate.results import EvalResult, read_results
 from rolenrules.evaluate.runner import RESULTS, load_summary
 from rolenrules.evaluate.standard import STANDARD_DIR, StandardResult, read_standard
 from rolenrules.io import atomic_path
+
+#: Files in a run folder that hold the judge's prompts and raw replies, linked from the report when present.
+TRANSCRIPT_FILES = ("transcripts.jsonl",)
+#: The report file `rnr report DIR` writes into the (first) run folder when no --out is given.
+REPORT_FILE = "report.html"
+#: A rule type whose rules a trivial reply passes at least this often is marked as passing trivially.
+TRIVIAL_MARK = 0.5
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
 
@@ -42,19 +53,33 @@ class RunView:
     def model(self) -> str:
         return str(self.summary.get("run", {}).get("model") or "?")
 
+    @property
+    def transcripts(self) -> Path | None:
+        """The judge transcript file of this run, if it has one."""
+        return next((self.path / f for f in TRANSCRIPT_FILES if (self.path / f).is_file()), None)
 
-def load_run(path: str | Path, name: str | None = None) -> RunView:
+
+def load_run(path: str | Path, name: str | None = None, *, task: str | None = None) -> RunView:
+    """A run folder; with `task`, only that task's results (e.g. `ifeval` of an ifeval+sys-ifeval run)."""
     path = Path(path)
     summary = load_summary(path)
     standard = read_standard(path / STANDARD_DIR) if (path / STANDARD_DIR).is_dir() else []
-    return RunView(name=name or path.resolve().name, path=path, summary=summary,
-                   results=read_results(path / RESULTS), standard=standard)
+    results = read_results(path / RESULTS)
+    if task is not None:
+        tasks = sorted({r.task for r in results})
+        results = [r for r in results if r.task == task]
+        if not results:
+            raise ConfigError(f"{path} has no results of task {task!r} (it has: {', '.join(tasks) or 'none'})")
+    label = name or path.resolve().name
+    return RunView(name=label if task is None else f"{label}:{task}", path=path, summary=summary,
+                   results=results, standard=standard)
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[RunView]:
+def load_runs(paths: Sequence[str | Path], tasks: Sequence[str | None] = ()) -> list[RunView]:
     if not paths:
         raise ConfigError("give at least one run folder")
-    runs = [load_run(p) for p in paths]
+    tasks = list(tasks) + [None] * (len(paths) - len(tasks))
+    runs = [load_run(p, task=t) for p, t in zip(paths, tasks)]
     names = [r.name for r in runs]
     for i, run in enumerate(runs):
         if names.count(run.name) > 1:  # same folder names under different parents
@@ -64,6 +89,34 @@ def load_runs(paths: Sequence[str | Path]) -> list[RunView]:
     return runs
 
 
+def compare_runs(a: RunView, b: RunView, *, resamples: int = metrics.DEFAULT_RESAMPLES,
+                 seed: int = 0) -> dict[str, Any]:
+    """`metrics.compare` of two loaded runs, with their names and a warning when their benchmarks differ."""
+    result = metrics.compare(a.results, b.results, resamples=resamples, seed=seed)
+    warning = bench_warning(a, b, result)
+    return {"a": a.name, "b": b.name, **result, "warnings": [warning] if warning else []}
+
+
+def bench_warning(a: RunView, b: RunView, compared: dict[str, Any]) -> str | None:
+    """Say so when two compared runs did not run the same benchmark (name or contents)."""
+    run_a, run_b = a.summary.get("run", {}), b.summary.get("run", {})
+    print_a, print_b = run_a.get("bench_fingerprint"), run_b.get("bench_fingerprint")
+    bench_a, bench_b = run_a.get("bench"), run_b.get("bench")
+    tasks = compared.get("tasks", {})
+    same_tasks = tasks.get("a") == tasks.get("b")
+    if same_tasks and print_a and print_a == print_b:
+        return None
+    if bench_a == bench_b and same_tasks:
+        if not (print_a and print_b):
+            return None
+        what = f"the benchmark {bench_a} differs between {a.name} and {b.name} (another --limit, or an edited file)"
+    else:
+        what = (f"{a.name} and {b.name} ran different benchmarks ({bench_a or '?'}: "
+                f"{', '.join(tasks.get('a', [])) or '?'} vs {bench_b or '?'}: {', '.join(tasks.get('b', [])) or '?'})")
+    return (f"{what}; compared on the {compared['n_paired']} examples paired by {compared['paired_on_label']} "
+            f"({compared['only_in_a']} only in {a.name}, {compared['only_in_b']} only in {b.name})")
+
+
 def comparisons(runs: Sequence[RunView], *, resamples: int = metrics.DEFAULT_RESAMPLES,
                 seed: int = 0) -> list[dict[str, Any]]:
     """Each later run against the first, on the examples both answered."""
@@ -71,9 +124,9 @@ def comparisons(runs: Sequence[RunView], *, resamples: int = metrics.DEFAULT_RES
     base = runs[0] if runs else None
     for other in runs[1:]:
         assert base is not None
-        result = metrics.compare(base.results, other.results, resamples=resamples, seed=seed)
+        result = compare_runs(base, other, resamples=resamples, seed=seed)
         if result["n_paired"]:
-            out.append({"a": base.name, "b": other.name, **result})
+            out.append(result)
     return out
 
 
@@ -84,13 +137,22 @@ def pct(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def est_text(est: dict[str, Any] | None) -> str:
-    """`41.0% [35.2, 47.1]` (value and interval, in percent)."""
-    if not est or est.get("value") is None:
+def _count(value: float | None) -> str:
+    return "?" if value is None else (f"{int(value)}" if float(value).is_integer() else f"{value:.1f}")
+
+
+def est_text(est: dict[str, Any] | None, *, interval: bool = True) -> str:
+    """`41.0% [35.2, 47.1] (n=100)`: value, interval in percent, and what it counts. A figure with
+    nothing scored behind it is `n/a`, never 0%; a figure that does not apply is `–`."""
+    if not est:
         return "–"
-    if est.get("low") is None:
-        return pct(est["value"])
-    return f"{pct(est['value'])} [{100 * est['low']:.1f}, {100 * est['high']:.1f}]"
+    n = est.get("n")
+    if est.get("value") is None:
+        return f"n/a (n={_count(n)}, none scored)" if n else "n/a (n=0)"
+    shown = pct(est["value"])
+    if interval and est.get("low") is not None:
+        shown += f" [{100 * est['low']:.1f}, {100 * est['high']:.1f}]"
+    return f"{shown} (n={_count(n)})"
 
 
 def signed(value: float | None) -> str:
@@ -114,9 +176,11 @@ def headline_rows(runs: Sequence[RunView]) -> list[tuple[str, list[str]]]:
     add("pass-rate (all rules followed)", lambda s: est_text(s.get("pass_rate")))
     add("rule accuracy", lambda s: est_text(s.get("rule_accuracy")))
     add("rule accuracy, scored rules only", lambda s: est_text(s.get("rule_accuracy_scored")))
+    add(f"pass-rate of the trivial reply “{metrics.TRIVIAL_REPLY}”",
+        lambda s: trivial_text(s.get("trivial_pass_rate")))
     add("role adherence", lambda s: est_text(s.get("role_adherence")))
     add("unscored rules / examples", lambda s: f"{s.get('n_unscored_rules', 0)} / {s.get('n_unscored_examples', 0)}")
-    add("judge calibration κ (accuracy, false-pass)", _calibration_cell)
+    add("judge calibration κ (n; accuracy, false-pass)", _calibration_cell)
     return rows
 
 
@@ -124,7 +188,8 @@ def _calibration_cell(summary: dict[str, Any]) -> str:
     cal = summary.get("calibration")
     if not cal:
         return "–"
-    return f"{_num(cal.get('kappa'), 2)} ({pct(cal.get('accuracy'))}, {pct(cal.get('false_pass_rate'))})"
+    return (f"{_num(cal.get('kappa'), 2)} (n={cal.get('n', 0)}; {pct(cal.get('accuracy'))}, "
+            f"{pct(cal.get('false_pass_rate'))})")
 
 
 def group_table(runs: Sequence[RunView], key: str, metric: str) -> tuple[list[str], list[list[str]]]:
@@ -135,15 +200,32 @@ def group_table(runs: Sequence[RunView], key: str, metric: str) -> tuple[list[st
         cells = []
         for run in runs:
             group = run.summary.get(key, {}).get(label)
-            n = _group_n(group, metric) if group else None
-            cells.append(f"{est_text(group.get(metric))} (n={n})" if group else "–")
+            cells.append(est_text(group.get(metric)) if group else "–")
         rows.append([label, *cells])
     return labels, rows
 
 
-def _group_n(group: dict[str, Any], metric: str) -> Any:
-    """Examples behind a pass-rate, rules behind an accuracy."""
-    return group.get("n_examples" if metric == "pass_rate" else "n_rules", "?")
+def trivial_text(est: dict[str, Any] | None) -> str:
+    """The trivial reply's pass rate over a group's rules, marked when it passes them trivially."""
+    if not est or est.get("value") is None:
+        return "–" if not est or not est.get("n") else est_text(est, interval=False)
+    return est_text(est, interval=False) + (" ⚠" if est["value"] >= TRIVIAL_MARK else "")
+
+
+def type_table(runs: Sequence[RunView]) -> tuple[list[str], list[list[str]]]:
+    """Rule accuracy per rule type, each run's figure beside the trivial reply's on the same rules."""
+    labels = sorted({label for r in runs for label in r.summary.get("per_type", {})}, key=_label_order)
+    header = ["rule type"]
+    for run in runs:
+        header += [run.name, f"{run.name}: “{metrics.TRIVIAL_REPLY}” passes"]
+    rows = []
+    for label in labels:
+        row = [label]
+        for run in runs:
+            group = run.summary.get("per_type", {}).get(label)
+            row += [est_text(group.get("accuracy")), trivial_text(group.get("trivial"))] if group else ["–", "–"]
+        rows.append(row)
+    return header, rows
 
 
 def _label_order(label: str) -> tuple[int, Any]:
@@ -174,12 +256,21 @@ def render_markdown(runs: Sequence[RunView], *, compared: Sequence[dict[str, Any
         labels, rows = group_table(runs, key, metric)
         if labels:
             parts += ["", f"### {title}", "", _md_table(["", *names], rows)]
+    header, rows = type_table(runs)
+    if rows:
+        parts += ["", "### Rule accuracy per rule type", "", _md_table(header, rows), "",
+                  f"Beside each figure, how often the trivial reply “{metrics.TRIVIAL_REPLY}” passes the same rules; "
+                  f"⚠: it passes at least {TRIVIAL_MARK:.0%} of them, so a pass there means little."]
     ifeval = ifeval_rows(runs)
     if ifeval:
-        parts += ["", "### IFEval (official scoring)", "", _md_table(["run", "task", "prompt strict", "prompt loose",
-                                                                      "instruction strict", "instruction loose"], ifeval)]
+        parts += ["", "### IFEval (official scoring)", "", _md_table(IFEVAL_HEADER, ifeval)]
     if compared:
         parts += ["", "### Paired comparison (B − A)", "", comparison_table(compared)]
+        warnings = [f"> **warning:** {w}" for c in compared for w in c.get("warnings", [])]
+        parts += ["", *warnings] if warnings else []
+        flips = flip_table(compared)
+        if flips:
+            parts += ["", "### Flipped examples", "", flips]
     std = standard_rows(runs, standard)
     if std[1]:
         parts += ["", "### Standard benchmarks", "", _md_table(std[0], std[1])]
@@ -190,15 +281,30 @@ def ifeval_rows(runs: Sequence[RunView]) -> list[list[str]]:
     rows = []
     for run in runs:
         for task, fig in sorted((run.summary.get("ifeval") or {}).items()):
-            rows.append([run.name, task, pct(fig.get("prompt_level_strict")), pct(fig.get("prompt_level_loose")),
-                         pct(fig.get("instruction_level_strict")), pct(fig.get("instruction_level_loose"))])
+            prompts, instructions = f" (n={fig.get('prompts', '?')})", f" (n={fig.get('instructions', '?')})"
+            rows.append([run.name, task, pct(fig.get("prompt_level_strict")) + prompts,
+                         pct(fig.get("prompt_level_loose")) + prompts,
+                         pct(fig.get("instruction_level_strict")) + instructions,
+                         pct(fig.get("instruction_level_loose")) + instructions])
     return rows
+
+
+IFEVAL_HEADER = ["run", "task", "prompt-level strict", "prompt-level loose", "instruction-level strict",
+                 "instruction-level loose"]
+COMPARISON_HEADER = ["A", "B", "paired (n)", "paired on", "pass-rate diff [95% CI]", "rule accuracy diff [95% CI]",
+                     "McNemar p"]
+FLIP_HEADER = ["A", "B", "paired (n)", "pass → fail", "fail → pass", "first flipped (pass → fail; fail → pass)"]
 
 
 def comparison_table(compared: Sequence[dict[str, Any]]) -> str:
     """Paired comparisons (`comparison_json` results) as one markdown table."""
-    return _md_table(["A", "B", "paired", "pass-rate diff [95% CI]", "rule accuracy diff [95% CI]", "McNemar p"],
-                     [comparison_row(c) for c in compared])
+    return _md_table(COMPARISON_HEADER, [comparison_row(c) for c in compared])
+
+
+def flip_table(compared: Sequence[dict[str, Any]]) -> str:
+    """The examples that flipped in each comparison, as a markdown table ("" when none flipped)."""
+    rows = [flip_row(c) for c in compared if c["mcnemar"]["a_pass_b_fail"] or c["mcnemar"]["a_fail_b_pass"]]
+    return _md_table(FLIP_HEADER, rows) if rows else ""
 
 
 def comparison_row(c: dict[str, Any]) -> list[str]:
@@ -208,8 +314,18 @@ def comparison_row(c: dict[str, Any]) -> list[str]:
         ci = "" if block.get("low") is None else f" [{100 * block['low']:+.1f}, {100 * block['high']:+.1f}]"
         return signed(block["diff"]) + ci
 
-    return [c["a"], c["b"], str(c["n_paired"]), diff(c["pass_rate"]), diff(c["rule_accuracy"]),
-            _num(c["mcnemar"]["p_value"], 3)]
+    return [c["a"], c["b"], str(c["n_paired"]), str(c.get("paired_on_label", "example id")), diff(c["pass_rate"]),
+            diff(c["rule_accuracy"]), _num(c["mcnemar"]["p_value"], 3)]
+
+
+def flip_row(c: dict[str, Any], shown: int = 8) -> list[str]:
+    def keys(flips: list[dict[str, Any]]) -> str:
+        text = ", ".join(str(f["key"]) for f in flips[:shown])
+        return text + (f", … (+{len(flips) - shown})" if len(flips) > shown else "")
+
+    worse, better = c["flips"]["a_pass_b_fail"], c["flips"]["a_fail_b_pass"]
+    return [c["a"], c["b"], str(c["n_paired"]), str(len(worse)), str(len(better)),
+            f"{keys(worse) or '–'}; {keys(better) or '–'}"]
 
 
 def standard_rows(runs: Sequence[RunView], extra: Sequence[StandardResult]) -> tuple[list[str], list[list[str]]]:
@@ -240,7 +356,10 @@ def bar_chart(title: str, runs: Sequence[RunView], key: str, metric: str, *, max
     labels = sorted({label for r in runs for label in r.summary.get(key, {})}, key=_label_order)[:max_groups]
     if not labels:
         return ""
-    bar, gap, left, width, right = 14, 10, 190, 420, 140
+    # Room for the longest label in full (about 6.6 px a character at 11 px): type ids such as
+    # detectable_format:number_highlighted_sections must stay readable.
+    left = max(120, int(6.6 * max(len(label) for label in labels)) + 16)
+    bar, gap, width, right = 14, 10, 420, 150
     per_group = bar * len(runs) + gap
     height = 24 + per_group * len(labels) + 20
     out = [f'<svg class="chart" role="img" aria-label="{html.escape(title)}" width="{left + width + right}" '
@@ -251,9 +370,8 @@ def bar_chart(title: str, runs: Sequence[RunView], key: str, metric: str, *, max
                    f'<text x="{x:.1f}" y="12" class="tick">{tick}%</text>')
     y = 24
     for label in labels:
-        short = label if len(label) <= 28 else label[:27] + "…"
         out.append(f'<text x="{left - 8}" y="{y + per_group / 2 - gap / 2 + 4:.1f}" class="label">'
-                   f'<title>{html.escape(label)}</title>{html.escape(short)}</text>')
+                   f'{html.escape(label)}</text>')
         for i, run in enumerate(runs):
             group = run.summary.get(key, {}).get(label) or {}
             est = group.get(metric) or {}
@@ -271,26 +389,64 @@ def bar_chart(title: str, runs: Sequence[RunView], key: str, metric: str, *, max
                                f'<line x1="{lo:.1f}" y1="{mid - 4:.1f}" x2="{lo:.1f}" y2="{mid + 4:.1f}" class="ci"/>'
                                f'<line x1="{hi:.1f}" y1="{mid - 4:.1f}" x2="{hi:.1f}" y2="{mid + 4:.1f}" class="ci"/>')
                 out.append(f'<text x="{left + width + 6}" y="{top + bar - 4}" class="value">{pct(est["value"])}'
-                           f' (n={_group_n(group, metric)})</text>')
+                           f' (n={_count(est.get("n"))})</text>')
             else:
-                out.append(f'<text x="{left + 4}" y="{top + bar - 4}" class="value">–</text>')
+                out.append(f'<text x="{left + 4}" y="{top + bar - 4}" class="value">'
+                           f'{html.escape(est_text(est))}</text>')
         y += per_group
     out.append("</svg>")
     return "".join(out)
 
 
+def example_view(r: EvalResult) -> dict[str, Any]:
+    """What the page shows of one example."""
+    return {
+        "id": r.id, "task": r.task, "status": r.status, "system": r.system or "",
+        "conversation": [m for m in r.messages if m.role != "system"], "response": r.response,
+        "failed": [x for x in r.rules if x.passed is False],
+        "unscored": [x for x in r.rules if x.passed is None],
+        "error": r.error,
+    }
+
+
 def _failures(run: RunView, limit: int) -> tuple[list[dict[str, Any]], int]:
     bad = [r for r in run.results if r.status != "pass"]
+    return [example_view(r) for r in bad[:limit]], len(bad)
+
+
+def _flip_blocks(runs: Sequence[RunView], compared: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Per comparison, the examples that flipped, each with both runs' sides."""
+    by_name = {run.name: {r.id: r for r in run.results} for run in runs}
+    blocks = []
+    for c in compared:
+        a, b = by_name.get(c["a"], {}), by_name.get(c["b"], {})
+        items = []
+        for direction, label in (("a_pass_b_fail", "pass → fail"), ("a_fail_b_pass", "fail → pass")):
+            for flip in c["flips"][direction][:limit]:
+                if flip["a"] in a and flip["b"] in b:
+                    items.append({"key": flip["key"], "direction": direction, "label": label,
+                                  "a": example_view(a[flip["a"]]), "b": example_view(b[flip["b"]])})
+        blocks.append({"a": c["a"], "b": c["b"], "items": items, "worse": len(c["flips"]["a_pass_b_fail"]),
+                       "better": len(c["flips"]["a_fail_b_pass"])})
+    return blocks
+
+
+def _judge_rows(runs: Sequence[RunView], base: Path | None) -> list[dict[str, Any]]:
+    """Per run with a judge: who judged, its calibration against the exact checks, and its transcripts."""
     rows = []
-    for r in bad[:limit]:
-        rows.append({
-            "id": r.id, "task": r.task, "status": r.status, "system": r.system or "",
-            "conversation": [m for m in r.messages if m.role != "system"], "response": r.response,
-            "failed": [x for x in r.rules if x.passed is False],
-            "unscored": [x for x in r.rules if x.passed is None],
-            "error": r.error,
-        })
-    return rows, len(bad)
+    for run in runs:
+        info = run.summary.get("run", {})
+        cal = run.summary.get("calibration")
+        if not info.get("judge") and not cal:
+            continue
+        link = None
+        if run.transcripts is not None:
+            target = run.transcripts.resolve()
+            link = os.path.relpath(target, base.resolve()) if base is not None else target.as_uri()
+        per_type = [{"type": t, **a} for t, a in ((cal or {}).get("per_type") or {}).items()]
+        rows.append({"run": run.name, "judge": info.get("judge") or "–", "votes": info.get("judge_votes"),
+                     "prompt": info.get("judge_prompt"), "cal": cal, "per_type": per_type, "transcripts": link})
+    return rows
 
 
 def _environment() -> jinja2.Environment:
@@ -300,11 +456,14 @@ def _environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["est"] = est_text
     env.filters["pct"] = pct
+    env.filters["trivial"] = trivial_text
     return env
 
 
 def render_html(runs: Sequence[RunView], *, compared: Sequence[dict[str, Any]] = (),
-                standard: Sequence[StandardResult] = (), max_failures: int = 200, title: str = "rnr evaluation report") -> str:
+                standard: Sequence[StandardResult] = (), max_failures: int = 200, title: str = "rnr evaluation report",
+                location: Path | None = None) -> str:
+    """The page. `location`: the folder the page will live in, so links to run files are relative."""
     charts = []
     for chart_title, key, metric in (("Rule accuracy per category", "per_category", "accuracy"),
                                      ("Rule accuracy per rule type", "per_type", "accuracy"),
@@ -319,19 +478,28 @@ def render_html(runs: Sequence[RunView], *, compared: Sequence[dict[str, Any]] =
     for i, run in enumerate(runs):
         rows, total = _failures(run, max_failures)
         failures.append({"run": run.name, "index": i, "rows": rows, "total": total})
-    calibration = []
-    for run in runs:
-        cal = run.summary.get("calibration")
-        if cal:
-            calibration.append({"run": run.name, **cal})
     std_header, std_rows = standard_rows(runs, standard)
+    type_header, type_rows = type_table(runs)
     return _environment().get_template("report.html.j2").render(
         title=title, version=__version__, runs=runs, colours=[PALETTE[i % len(PALETTE)] for i in range(len(runs))],
-        headline=headline_rows(runs), charts=charts, ifeval=ifeval_rows(runs),
-        comparisons=[comparison_row(c) for c in compared], calibration=calibration,
+        headline=headline_rows(runs), charts=charts, ifeval_header=IFEVAL_HEADER, ifeval=ifeval_rows(runs),
+        comparison_header=COMPARISON_HEADER, comparisons=[comparison_row(c) for c in compared],
+        warnings=[w for c in compared for w in c.get("warnings", [])], flips=_flip_blocks(runs, compared, max_failures),
+        judges=_judge_rows(runs, location), type_header=type_header, type_rows=type_rows,
+        trivial_reply=metrics.TRIVIAL_REPLY, trivial_mark=TRIVIAL_MARK,
         standard_header=std_header, standard_rows=std_rows, failures=failures, max_failures=max_failures,
         num=_num,
     )
+
+
+def default_report_path(run_dirs: Sequence[str | Path]) -> Path:
+    """Where `rnr report` writes without --out: `DIR/report.html` for one run; for several, in the
+    first (the baseline) and named for the others, so it never replaces that run's own report."""
+    first = Path(run_dirs[0])
+    if len(run_dirs) == 1:
+        return first / REPORT_FILE
+    others = "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", Path(d).resolve().name) for d in run_dirs[1:])
+    return first / f"report-vs-{others}.html"
 
 
 def write_report(run_dirs: Sequence[str | Path], out_html: str | Path | None = None, *,
@@ -347,7 +515,8 @@ def write_report(run_dirs: Sequence[str | Path], out_html: str | Path | None = N
     compared = comparisons(runs, resamples=resamples, seed=seed)
     text = render_markdown(runs, compared=compared, standard=standard)
     if out_html is not None:
-        page = render_html(runs, compared=compared, standard=standard, max_failures=max_failures)
+        page = render_html(runs, compared=compared, standard=standard, max_failures=max_failures,
+                           location=Path(out_html).parent)
         with atomic_path(out_html) as tmp:
             tmp.write_text(page, encoding="utf-8")
     if markdown is not None:
@@ -356,12 +525,13 @@ def write_report(run_dirs: Sequence[str | Path], out_html: str | Path | None = N
     return text
 
 
-def comparison_json(a: str | Path, b: str | Path, *, resamples: int = metrics.DEFAULT_RESAMPLES,
-                    seed: int = 0) -> dict[str, Any]:
-    runs = load_runs([a, b])
-    return {"a": runs[0].name, "b": runs[1].name,
-            **metrics.compare(runs[0].results, runs[1].results, resamples=resamples, seed=seed)}
+def comparison_json(a: str | Path, b: str | Path, *, resamples: int = metrics.DEFAULT_RESAMPLES, seed: int = 0,
+                    task_a: str | None = None, task_b: str | None = None) -> dict[str, Any]:
+    """Run B against run A (optionally one task of each): `compare_runs` as plain data."""
+    runs = load_runs([a, b], [task_a, task_b])
+    return compare_runs(runs[0], runs[1], resamples=resamples, seed=seed)
 
 
-__all__ = ["RunView", "comparison_json", "comparisons", "load_run", "load_runs", "render_html", "render_markdown",
+__all__ = ["REPORT_FILE", "TRANSCRIPT_FILES", "RunView", "bench_warning", "compare_runs", "comparison_json",
+           "comparisons", "default_report_path", "load_run", "load_runs", "render_html", "render_markdown",
            "write_report"]

@@ -29,6 +29,8 @@ class ScoredRule(BaseModel):
     kind: RuleKind
     type: str | None = None
     category: str = "other"
+    #: The rule type's parameters, so a verifiable rule can be re-checked (e.g. against a trivial reply).
+    params: dict[str, Any] = Field(default_factory=dict)
     passed: bool | None
     source: VerdictSource
     reason: str | None = None
@@ -37,7 +39,11 @@ class ScoredRule(BaseModel):
     @classmethod
     def of(cls, rule: Rule, verdict: Verdict) -> ScoredRule:
         return cls(rule_id=rule.id, text=rule.text, kind=rule.kind, type=rule.type, category=rule.category,
-                   passed=verdict.passed, source=verdict.source, reason=verdict.reason, turn=verdict.turn)
+                   params=dict(rule.params), passed=verdict.passed, source=verdict.source, reason=verdict.reason, turn=verdict.turn)
+
+    def as_rule(self) -> Rule:
+        return Rule(id=self.rule_id, text=self.text, kind=self.kind, type=self.type, params=self.params,
+                    category=self.category)
 
     @property
     def type_label(self) -> str:
