@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import typer
 from pydantic import BaseModel
+from rich.markup import escape
 
 from rolenrules.errors import ConfigError
 
@@ -21,9 +22,12 @@ def _base_type(annotation: Any) -> tuple[Any, bool]:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         annotation = args[0]
-    if typing.get_origin(annotation) is list:
-        return typing.get_args(annotation)[0], True
-    return annotation, False
+    is_list = typing.get_origin(annotation) is list
+    if is_list:
+        annotation = typing.get_args(annotation)[0]
+    # What typer cannot parse (a mapping, a record such as PATH[:WEIGHT]) comes in as text; the config parses it.
+    simple = annotation in (str, int, float, bool, Path) or typing.get_origin(annotation) is typing.Literal
+    return (annotation if simple else str), is_list
 
 
 def command_from_config(config_cls: type[BaseModel], run: Callable[[dict[str, Any]], None],
@@ -36,13 +40,15 @@ def command_from_config(config_cls: type[BaseModel], run: Callable[[dict[str, An
     short = short or {}
     params = [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None,
                                 annotation=typing.Annotated[Optional[Path], typer.Option(
-                                    "--config", help="YAML file of options (same names); flags override it.")])]
+                                    "--config", *([short["config"]] if "config" in short else []),
+                                    help="YAML file of options (same names); flags override it.")])]
     for name, field in config_cls.model_fields.items():
         flag = "--" + name.replace("_", "-")
         kind, is_list = _base_type(field.annotation)
         help_text = field.description or ""
         if not field.is_required() and field.default is not None and not is_list:
-            help_text += f" [default: {field.default}]"
+            # Escaped: rich would take "[default: 5]" for a markup tag and drop it.
+            help_text += escape(f" [default: {field.default}]")
         decls = [flag] + ([short[name]] if name in short else [])
         if kind is bool:
             decls = [f"{flag}/--no-{flag[2:]}"]
