@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import typing
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -21,6 +22,8 @@ from rolenrules.errors import ConfigError
 from rolenrules.train.config import TrainConfig, validate_config
 
 _ADAPTER_FLAGS = ("lora", "qlora", "full")
+#: The adapter named by --lora / --qlora / --full in this invocation; it overrides the YAML file's.
+_ADAPTER_FLAG: ContextVar[str | None] = ContextVar("adapter_flag", default=None)
 
 
 def _echo(line: str) -> None:
@@ -28,6 +31,9 @@ def _echo(line: str) -> None:
 
 
 def _run(values: dict[str, Any]) -> None:
+    flag = _ADAPTER_FLAG.get()
+    if flag is not None:
+        values = {**values, "adapter": flag}
     resolved = validate_config(values, "rnr train")
     from rolenrules.train.trainer import train
 
@@ -36,24 +42,28 @@ def _run(values: dict[str, Any]) -> None:
 
 
 def _with_adapter_flags(command: Any) -> Any:
-    """`command` plus the flags --lora / --qlora / --full, each setting `adapter`."""
-    helps = {"lora": "Same as --adapter lora.", "qlora": "Same as --adapter qlora.", "full": "Same as --adapter full."}
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=typing.Annotated[
-        bool, typer.Option(f"--{name}", help=helps[name], show_default=False)]) for name in _ADAPTER_FLAGS]
+    """`command` plus the flags --lora / --qlora / --full, each a short form of `--adapter`."""
+    signature = inspect.signature(command)
+    takes_ctx = "ctx" in signature.parameters
+    params = [p for p in signature.parameters.values() if p.name != "ctx"]
+    params.insert(0, inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context))
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=typing.Annotated[
+        bool, typer.Option(f"--{name}", help=f"Same as --adapter {name}.", show_default=False)])
+        for name in _ADAPTER_FLAGS]
 
-    def train_command(**given: Any) -> None:
+    def train_command(ctx: typer.Context, **given: Any) -> None:
         chosen = [name for name in _ADAPTER_FLAGS if given.pop(name)]
-        if given.get("adapter") is not None:
-            chosen = [given["adapter"], *chosen]
+        if getattr(ctx.get_parameter_source("adapter"), "name", None) == "COMMANDLINE":
+            chosen.insert(0, given["adapter"])
         if len(set(chosen)) > 1:
             raise ConfigError(f"choose one adapter (got {', '.join(dict.fromkeys(chosen))})")
-        if chosen:
-            given["adapter"] = chosen[0]
-        command(**given)
+        token = _ADAPTER_FLAG.set(chosen[0] if chosen else None)
+        try:
+            command(ctx, **given) if takes_ctx else command(**given)
+        finally:
+            _ADAPTER_FLAG.reset(token)
 
-    signature = inspect.signature(command)
-    train_command.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), *extra])
+    train_command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     train_command.__doc__ = command.__doc__
     return train_command
 

@@ -288,11 +288,7 @@ def build_trainer(config: TrainConfig, *, echo: Echo | None = None, record: Trai
     if main_process and config.overwrite and not config.resume and (config.out / CHECKPOINTS).exists():
         shutil.rmtree(config.out / CHECKPOINTS, ignore_errors=True)
 
-    tokenizer = load_tokenizer(config.model)
-    report = _apply_template(config, tokenizer, echo, assistant_loss=objective == "sft")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-
+    # Data and options first: a bad row or option stops the run before anything is loaded.
     exclude = load_exclusions(config.exclude) if config.exclude else None
     precision = resolve_precision(config)
     prepared = PREPARE[objective](config, exclude, precision)
@@ -300,6 +296,11 @@ def build_trainer(config: TrainConfig, *, echo: Echo | None = None, record: Trai
     unit = {"sft": "examples", "dpo": "pairs", "grpo": "prompts"}[objective]
     echo(f"{objective} data: {summary.total} {unit} from {len(summary.sources)} source(s)"
          + (f", {summary.excluded} held out" if summary.excluded else ""))
+
+    tokenizer = load_tokenizer(config.model)
+    report = _apply_template(config, tokenizer, echo, assistant_loss=objective == "sft")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     model = _load_model(config, precision)
 
     ref: list[TrainSession] = []
