@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _train_builders import DAN
+from _train_builders import DAN, make_prompt_examples
 from _train_runs import FAST, evaluate_output, log_rows, weights
 
 from rolenrules.errors import ConfigError, DataError
+from rolenrules.records import Rule
 from rolenrules.rules import check_rule
 from rolenrules.train import TrainConfig, build_trainer
 
@@ -24,41 +25,49 @@ def _grpo(model: Path, data: Path, out: Path, **overrides: Any) -> TrainConfig:
         "grpo_args": {"disable_tqdm": True}, **overrides})
 
 
-def _followed_share(completion: list[dict[str, str]]) -> float:
-    """What the reward should be, from the rule library's verdicts on DAN's rules (unscored = broken)."""
-    verdicts = [check_rule(rule, completion[-1]["content"]).passed is True for rule in DAN.rules]
+def _followed_share(completion: list[dict[str, str]], rules_json: str) -> float:
+    """What the reward should be, from the rule library's verdicts (unscored = broken)."""
+    rules = [Rule.model_validate(r) for r in json.loads(rules_json)]
+    verdicts = [check_rule(rule, completion[-1]["content"]).passed is True for rule in rules]
     return sum(verdicts) / len(verdicts)
 
 
 def test_grpo_rewards_are_the_rule_library_verdicts_and_are_logged(tiny_models: dict[str, Path], prompt_data: Path,
                                                                    bench_file: Path, tmp_path: Path) -> None:
-    session = build_trainer(_grpo(tiny_models["marked"], prompt_data, tmp_path / "out", max_steps=4, lr=5e-2))
+    session = build_trainer(_grpo(tiny_models["marked"], prompt_data, tmp_path / "out", max_steps=4, lr=5e-2,
+                                  eval_data=[str(bench_file)], eval_steps=100))
     # Prompts come from RNR data; the record whose system prompt has no verifiable rule has no reward to give.
     source = session.data.sources[0]
     assert (source.read, source.used, source.dropped) == (5, 4, {"no verifiable rule": 1})
 
     reward_fn = session.trainer.reward_funcs[0]
-    calls: list[tuple[list[Any], list[float]]] = []
+    calls: list[dict[str, Any]] = []
 
     def recording(**kwargs: Any) -> list[float]:
         rewards = reward_fn(**kwargs)
-        calls.append((kwargs["completions"], rewards))
-        assert all(json.loads(r) == [rule.model_dump(mode="json") for rule in DAN.rules] for r in kwargs["rules"])
-        assert all(p[0] == {"role": "system", "content": DAN.render()} for p in kwargs["prompts"])
+        calls.append({**kwargs, "rewards": rewards})
         return rewards
 
     session.trainer.reward_funcs[0] = recording
     before = weights(session.trainer.model)
     out = session.run()
 
-    assert len(calls) == 4 and all(len(rewards) == 4 for _, rewards in calls)  # 4 completions per step
-    for completions, rewards in calls:
-        assert rewards == [_followed_share(c) for c in completions]
+    for call in calls:  # training and eval alike: each reward is the share of the row's rules followed
+        assert call["rewards"] == [_followed_share(c, r) for c, r in zip(call["completions"], call["rules"],
+                                                                           strict=True)]
+    training_users = {e.user_turns[-1] for e in make_prompt_examples()}
+    train_calls = [c for c in calls if c["prompts"][0][-1]["content"] in training_users]
+    assert len(train_calls) < len(calls)  # the rest rewarded the eval prompts
+    assert all(p[0] == {"role": "system", "content": DAN.render()} for c in train_calls for p in c["prompts"])
+    # 4 steps of 4 completions, every one under DAN's system prompt with DAN's verifiable rules as the column.
+    assert len(train_calls) == 4 and all(len(c["rewards"]) == 4 for c in train_calls)
+    assert all(json.loads(r) == [rule.model_dump(mode="json") for rule in DAN.rules]
+               for c in train_calls for r in c["rules"])
     logged = [row for row in session.trainer.state.log_history if "reward" in row]
     assert [row["rewards/rules_fraction_strict/mean"] for row in logged] == pytest.approx(
-        [sum(rewards) / len(rewards) for _, rewards in calls])
+        [sum(c["rewards"]) / 4 for c in train_calls])
     assert [row["rules/all_followed"] for row in logged] == pytest.approx(
-        [sum(r == 1.0 for r in rewards) / len(rewards) for _, rewards in calls])
+        [sum(r == 1.0 for r in c["rewards"]) / 4 for c in train_calls])
     # Where a group's rewards differ, the advantage is non-zero and the adapter learns.
     assert any(row["reward_std"] > 0 for row in logged)
     after = dict(session.trainer.model.named_parameters())
@@ -67,6 +76,8 @@ def test_grpo_rewards_are_the_rule_library_verdicts_and_are_logged(tiny_models: 
     rows = log_rows(out)
     assert sum(1 for r in rows if r["event"] == "log" and "reward" in r) == 4
     assert (rows[-1]["objective"], rows[-1]["reward_first"]) == ("grpo", logged[0]["reward"])
+    # Eval prompts (here the benchmark's) are sampled and rewarded the same way at the end.
+    assert 0.0 <= rows[-1]["eval_reward"] <= 1.0 and rows[2]["split"] == "eval" and rows[2]["total"] == 3
     assert (out / "adapter_model.safetensors").exists()
     evaluate_output(out, bench_file, tmp_path)
 

@@ -102,6 +102,8 @@ class TrainSession:
         if self.eval_data is not None:
             metrics = self.trainer.evaluate()
             end["eval_loss"] = metrics.get("eval_loss")
+            if "eval_reward" in metrics:  # GRPO: the rule reward of replies sampled for the eval prompts
+                end["eval_reward"] = metrics["eval_reward"]
         rewards = [row["reward"] for row in self.trainer.state.log_history if "reward" in row]
         if rewards:
             end["reward_first"], end["reward_last"] = rewards[0], rewards[-1]
