@@ -325,8 +325,3 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
     given = {k: v for k, v in overrides.items() if v is not None and v != [] and v != ()}
     values.update(given)
     return validate_config(values, str(config_file) if config_file else "options")
-
-
-def describe(field: str) -> str:
-    """The one description of a config field (the CLI help reuses it)."""
-    return TrainConfig.model_fields[field].description or ""

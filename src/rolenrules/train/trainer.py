@@ -116,6 +116,8 @@ class TrainSession:
                 self.echo(f"merged model for serving: {merged}" if self.config.is_peft
                           else f"--merge: a full fine-tune is already a full model; serve {merged}")
         self.write_log([end])
+        # Every rank returns only once OUT is complete: the DPO stage of sft-then-dpo loads OUT/sft/merged next.
+        self.trainer.accelerator.wait_for_everyone()
         return self.out
 
     def _save(self) -> None:
