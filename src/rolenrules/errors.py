@@ -42,7 +42,8 @@ def validation_problems(error: ValidationError, *, unknown: str = "unknown field
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item.get("loc", ()))
-        message = item.get("msg", "invalid")
+        # pydantic prefixes a validator's own ValueError text with "Value error, ".
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         if item.get("type") == "extra_forbidden":
             message = unknown
         elif item.get("type") == "missing":

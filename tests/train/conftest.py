@@ -1,4 +1,4 @@
-"""Tiny chat models and the small dataset, built once per session for the training tests."""
+"""Tiny chat models and the small datasets (SFT, pairs, GRPO prompts, a benchmark), built once per session."""
 
 from __future__ import annotations
 
@@ -6,15 +6,36 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _train_builders import corpus, make_examples
+from _train_builders import corpus, make_bench, make_examples, make_pairs, make_prompt_examples
 
-from rolenrules.io import write_examples
+from rolenrules.io import write_examples, write_jsonl
 
 
 @pytest.fixture(scope="session")
 def rnr_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "rnr.jsonl"
     write_examples(make_examples(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pairs") / "rnr.pairs.jsonl"
+    write_jsonl(make_pairs(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def prompt_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "ruled.jsonl"
+    write_examples(make_prompt_examples(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bench_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "bench.jsonl"
+    write_examples(make_bench(), path)
     return path
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,57 @@ def test_flags_override_the_yaml_file(tmp_path: Path) -> None:
     config = resolve_config(config_file, batch_size=2, lr=None, data=None, max_steps=5)
     assert config.batch_size == 2 and config.max_steps == 5 and config.epochs == 2
     assert [s.spec() for s in config.data] == ["rnr.jsonl", "alpaca.json:0.5"]
-    assert config.lr == 2e-4  # the LoRA default, since neither source gave one
+    # The old `method: lora` still means SFT with LoRA adapters.
+    assert (config.method, config.adapter) == ("sft", "lora")
+    assert config.learning_rate("sft") == 2e-4  # the LoRA default, since neither source gave one
     assert resolve_config(config_file, data=["other.jsonl"]).data == [DataSource(path="other.jsonl")]
 
 
-@pytest.mark.parametrize(("method", "lr"), [("full", 2e-5), ("lora", 2e-4), ("qlora", 2e-4)])
-def test_default_learning_rate_follows_the_method(method: str, lr: float) -> None:
-    assert TrainConfig.model_validate({**BASE, "method": method}).lr == lr
+@pytest.mark.parametrize(("objective", "adapter", "lr"), [
+    ("sft", "full", 2e-5), ("sft", "lora", 2e-4), ("sft", "qlora", 2e-4),
+    ("dpo", "full", 1e-6), ("dpo", "lora", 5e-6), ("grpo", "full", 1e-6), ("grpo", "lora", 1e-5),
+])
+def test_default_learning_rate_follows_objective_and_adapter(objective: str, adapter: str, lr: float) -> None:
+    config = TrainConfig.model_validate({**BASE, "pairs": ["p.jsonl"], "method": "sft-then-dpo", "adapter": adapter})
+    assert config.learning_rate(objective) == lr  # type: ignore[arg-type]
+    assert config.model_copy(update={"lr": 3e-3}).learning_rate(objective) == 3e-3  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("legacy", "adapter"), [("full", "full"), ("lora", "lora"), ("qlora", "qlora")])
+def test_old_method_values_mean_sft_with_that_adapter(legacy: str, adapter: str) -> None:
+    config = TrainConfig.model_validate({**BASE, "method": legacy})
+    assert (config.method, config.adapter, config.stages) == ("sft", adapter, ("sft",))
+    assert TrainConfig.model_validate({**BASE, "method": legacy, "adapter": adapter}).adapter == adapter
+
+
+@pytest.mark.parametrize(("values", "needle"), [
+    ({"method": "dpo"}, "`data` applies to method grpo / sft / sft-then-dpo, not dpo"),
+    ({"method": "dpo", "data": []}, "method dpo needs `pairs`"),
+    ({"method": "sft-then-dpo"}, "method sft-then-dpo needs `pairs`"),
+    ({"method": "grpo", "pairs": ["p.jsonl"]}, "`pairs` applies to method dpo / sft-then-dpo, not grpo"),
+    ({"beta": 0.2}, "`beta` applies to method dpo / grpo / sft-then-dpo, not sft"),
+    ({"method": "dpo", "data": [], "pairs": ["p.jsonl"], "num_generations": 4}, "`num_generations` applies to "
+     "method grpo, not dpo"),
+    ({"method": "grpo", "packing": True}, "`packing` applies to method sft / sft-then-dpo, not grpo"),
+    ({"method": "grpo", "max_length": 512}, "`max_length` applies"),
+    ({"method": "lora", "adapter": "full"}, "old spelling of `adapter: lora`"),
+    ({"data": []}, "method sft needs `data`"),
+])
+def test_options_a_method_would_ignore_are_errors(values: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        resolve_config(None, **{**BASE, **values})
+
+
+def test_each_method_accepts_its_own_options() -> None:
+    dpo = TrainConfig.model_validate({"model": "m", "out": "o", "method": "dpo", "pairs": ["p.jsonl:0.5"],
+                                      "beta": 0.2, "loss_type": "sigmoid,sft", "dpo_args": "{rpo_alpha: 1}"})
+    assert dpo.pairs == [DataSource(path="p.jsonl", weight=0.5)] and dpo.dpo_args == {"rpo_alpha": 1}
+    grpo = TrainConfig.model_validate({**BASE, "method": "grpo", "num_generations": 4, "reward": "all",
+                                       "use_vllm": True, "grpo_args": {"top_p": 0.9}})
+    assert (grpo.stages, grpo.num_generations, grpo.reward) == (("grpo",), 4, "all")
+    both = TrainConfig.model_validate({**BASE, "method": "sft-then-dpo", "pairs": ["p.jsonl"], "packing": True,
+                                       "beta": 0.3})
+    assert both.stages == ("sft", "dpo")
 
 
 @pytest.mark.parametrize(("bad", "field"), [
@@ -45,6 +90,10 @@ def test_default_learning_rate_follows_the_method(method: str, lr: float) -> Non
     ({"lr": "fast"}, "lr"),
     ({"lr": -1}, "lr"),
     ({"method": "qlora8"}, "method"),
+    ({"adapter": "lora8"}, "adapter"),
+    ({"reward": "half"}, "reward"),
+    ({"sft_args": "[1, 2]"}, "sft_args"),
+    ({"sft_args": "{unclosed"}, "sft_args"),
     ({"data": ["a.jsonl:0"]}, "data.0.weight"),
     ({"batch_size": 0}, "batch_size"),
     ({"precision": "fp8"}, "precision"),
@@ -81,8 +130,13 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_resolved_config_yaml_loads_back_identically(tmp_path: Path) -> None:
     config = TrainConfig.model_validate({**BASE, "data": ["a.jsonl:0.5", "b.json"], "eval_data": ["e.jsonl"],
-                                         "method": "lora", "lora_target_modules": ["q_proj"],
+                                         "method": "sft-then-dpo", "adapter": "lora", "pairs": ["p.jsonl:2"],
+                                         "eval_pairs": ["q.jsonl"], "lora_target_modules": ["q_proj"], "beta": 0.2,
                                          "sft_args": {"optim": "adafactor"}, "exclude": "held.txt"})
     saved = tmp_path / "resolved.yaml"
     saved.write_text(config.to_yaml(), encoding="utf-8")
     assert resolve_config(saved) == config
+    # Every default is written out, including options this method does not use; it still loads back.
+    grpo = TrainConfig.model_validate({**BASE, "method": "grpo"})
+    saved.write_text(grpo.to_yaml(), encoding="utf-8")
+    assert "num_generations: 8" in saved.read_text(encoding="utf-8") and resolve_config(saved) == grpo

@@ -94,7 +94,7 @@ def test_conversations_without_a_reply_are_dropped_and_counted(tmp_path: Path) -
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     mixed, summary = mix_examples([DataSource(path=str(path))])
-    assert len(mixed) == 1 and summary.sources[0].no_reply == 1 and summary.sources[0].read == 2
+    assert len(mixed) == 1 and summary.sources[0].dropped == {"no assistant reply": 1} and summary.sources[0].read == 2
 
 
 def test_dataset_has_the_messages_column_trl_expects() -> None:

@@ -107,7 +107,8 @@ def test_lora_via_cli_trains_only_adapters_and_saves_a_loadable_adapter(tiny_mod
 
     # The flags won over the file; the resolved config loads back as it was used.
     resolved = resolve_config(out / "rnr_train_config.yaml")
-    assert (resolved.method, resolved.max_steps, resolved.lr, resolved.data[0].weight) == ("lora", 4, 1e-2, 2.0)
+    assert (resolved.method, resolved.adapter, resolved.max_steps, resolved.lr, resolved.data[0].weight) == (
+        "sft", "lora", 4, 1e-2, 2.0)
 
     from safetensors.torch import load_file
 
@@ -154,7 +155,7 @@ def _generate_once(backend: Any) -> None:
 
 def test_train_applies_the_system_merge_fix_and_the_output_serves_system_prompts(
         tiny_models: dict[str, Path], rnr_data: Path, tmp_path: Path) -> None:
-    out = train(_config(tiny_models["no_system"], rnr_data, tmp_path / "out", max_steps=2, method="lora"))
+    out = train(_config(tiny_models["no_system"], rnr_data, tmp_path / "out", max_steps=2, adapter="lora"))
     from rolenrules.llm.hf_backend import HFBackend
 
     backend = HFBackend(str(out))
@@ -200,11 +201,11 @@ def test_resume_continues_from_the_last_checkpoint(tiny_models: dict[str, Path],
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match="no checkpoint"):
         build_trainer(_config(tiny_models["marked"], rnr_data, out, resume=True))
-    train(_config(tiny_models["marked"], rnr_data, out, max_steps=2, save_steps=2, method="lora"))
+    train(_config(tiny_models["marked"], rnr_data, out, max_steps=2, save_steps=2, adapter="lora"))
     assert (out / "checkpoints" / "checkpoint-2").is_dir()
     with pytest.raises(ConfigError, match="--resume"):
-        build_trainer(_config(tiny_models["marked"], rnr_data, out, max_steps=4, save_steps=2, method="lora"))
-    session = build_trainer(_config(tiny_models["marked"], rnr_data, out, max_steps=4, save_steps=2, method="lora",
+        build_trainer(_config(tiny_models["marked"], rnr_data, out, max_steps=4, save_steps=2, adapter="lora"))
+    session = build_trainer(_config(tiny_models["marked"], rnr_data, out, max_steps=4, save_steps=2, adapter="lora",
                                     resume=True))
     session.run()
     steps = [row["step"] for row in session.trainer.state.log_history if "loss" in row]
@@ -217,4 +218,4 @@ def test_qlora_without_cuda_is_a_clear_error(tiny_models: dict[str, Path], rnr_d
     if torch.cuda.is_available():
         pytest.skip("CUDA present: QLoRA would run")
     with pytest.raises(ConfigError, match="--qlora needs a CUDA GPU"):
-        build_trainer(_config(tiny_models["marked"], rnr_data, tmp_path / "out", method="qlora"))
+        build_trainer(_config(tiny_models["marked"], rnr_data, tmp_path / "out", adapter="qlora"))

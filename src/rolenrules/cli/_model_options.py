@@ -26,9 +26,12 @@ def _base_type(annotation: Any) -> tuple[Any, bool]:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         annotation = args[0]
-    if typing.get_origin(annotation) is list:
-        return typing.get_args(annotation)[0], True
-    return annotation, False
+    is_list = typing.get_origin(annotation) is list
+    if is_list:
+        annotation = typing.get_args(annotation)[0]
+    # What typer cannot parse (a mapping, a record such as PATH[:WEIGHT]) comes in as text; the config parses it.
+    simple = annotation in (str, int, float, bool, Path) or typing.get_origin(annotation) is typing.Literal
+    return (annotation if simple else str), is_list
 
 
 def config_parameters(config_cls: type[BaseModel], *, short: dict[str, str] | None = None,
@@ -66,7 +69,8 @@ def command_from_config(config_cls: type[BaseModel], run: Callable[[dict[str, An
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None,
                           annotation=typing.Annotated[Optional[Path], typer.Option(
-                              "--config", help="YAML file of options (same names); flags override it.")]),
+                              "--config", *([short["config"]] if short and "config" in short else []),
+                              help="YAML file of options (same names); flags override it.")]),
         *config_parameters(config_cls, short=short, flags=flags),
     ]
 

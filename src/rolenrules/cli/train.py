@@ -1,69 +1,80 @@
-"""`rnr train` (TRL SFT, full / LoRA / QLoRA) and `rnr template check` (chat-template audit).
+"""`rnr train` (TRL SFT, DPO, GRPO or SFT then DPO; full / LoRA / QLoRA) and `rnr template check`.
 
-Option help comes from `TrainConfig`'s field descriptions, so each option is documented once.
+Every `TrainConfig` field is a flag, generated from the config (its description is the help), so each
+option is documented once; `--lora` / `--qlora` / `--full` stay as short forms of `--adapter`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import typing
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from rolenrules.cli._console import console, err_console
+from rolenrules.cli._model_options import command_from_config
+from rolenrules.config_file import load_yaml_mapping
 from rolenrules.errors import ConfigError
-from rolenrules.train.config import describe, resolve_config
+from rolenrules.train.config import TrainConfig, validate_train_config
+
+_ADAPTER_FLAGS = ("lora", "qlora", "full")
+#: The adapter named by --lora / --qlora / --full in this invocation; it overrides the YAML file's.
+_ADAPTER_FLAG: ContextVar[str | None] = ContextVar("adapter_flag", default=None)
 
 
 def _echo(line: str) -> None:
     err_console.print(line, highlight=False, markup=False)
 
 
-def train_command(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with any of these options (flags given here override it).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help=describe("model"))] = None,
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help=describe("data"))] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help=describe("out"))] = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora", help="Train LoRA adapters (PEFT).")] = None,
-    qlora: Annotated[Optional[bool], typer.Option("--qlora", help="Train LoRA adapters on a 4-bit base (CUDA + bitsandbytes).")] = None,
-    full: Annotated[Optional[bool], typer.Option("--full", help="Full fine-tuning (the default).")] = None,
-    epochs: Annotated[Optional[float], typer.Option("--epochs", help=describe("epochs"))] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help=describe("max_steps"))] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help=describe("lr"))] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=describe("batch_size"))] = None,
-    grad_accum: Annotated[Optional[int], typer.Option("--grad-accum", help=describe("grad_accum"))] = None,
-    max_length: Annotated[Optional[int], typer.Option("--max-length", help=describe("max_length"))] = None,
-    packing: Annotated[Optional[bool], typer.Option("--packing/--no-packing", help=describe("packing"))] = None,
-    eval_data: Annotated[Optional[list[str]], typer.Option("--eval-data", help=describe("eval_data"))] = None,
-    exclude: Annotated[Optional[Path], typer.Option("--exclude", help=describe("exclude"))] = None,
-    chat_template: Annotated[Optional[Path], typer.Option("--chat-template", help=describe("chat_template"))] = None,
-    lora_r: Annotated[Optional[int], typer.Option("--lora-r", help=describe("lora_r"))] = None,
-    lora_alpha: Annotated[Optional[int], typer.Option("--lora-alpha", help=describe("lora_alpha"))] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help=describe("precision"))] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help=describe("seed"))] = None,
-    resume: Annotated[Optional[bool], typer.Option("--resume", help=describe("resume"))] = None,
-    overwrite: Annotated[Optional[bool], typer.Option("--overwrite", help=describe("overwrite"))] = None,
-    merge: Annotated[Optional[bool], typer.Option("--merge", help=describe("merge"))] = None,
-) -> None:
-    """Fine-tune a model on RNR data (mixed with instruction data) with loss on assistant replies only.
-
-    Every option can also come from a YAML --config; see docs/training.md. Multi-GPU:
-    `accelerate launch --config_file examples/accelerate/ddp.yaml -m rolenrules.train --config train.yaml`.
-    """
-    methods = [name for name, flag in (("lora", lora), ("qlora", qlora), ("full", full)) if flag]
-    if len(methods) > 1:
-        raise ConfigError(f"choose one of --lora, --qlora, --full (got {', '.join('--' + m for m in methods)})")
-    resolved = resolve_config(
-        config, model=model, data=data, out=out, method=methods[0] if methods else None, epochs=epochs,
-        max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-        packing=packing, eval_data=eval_data, exclude=exclude, chat_template=chat_template, lora_r=lora_r,
-        lora_alpha=lora_alpha, precision=precision, seed=seed, resume=resume, overwrite=overwrite, merge=merge,
-    )
+def _run(values: dict[str, Any]) -> None:
+    flag = _ADAPTER_FLAG.get()
+    if flag is not None:
+        values = {**values, "adapter": flag}
+    resolved = validate_train_config(values, "rnr train")
     from rolenrules.train.trainer import train
 
     output = train(resolved, echo=_echo)
     console.print(str(output), highlight=False, markup=False)
+
+
+def _with_adapter_flags(command: Any) -> Any:
+    """`command` plus the flags --lora / --qlora / --full, each a short form of `--adapter`."""
+    signature = inspect.signature(command)
+    takes_ctx = "ctx" in signature.parameters
+    params = [p for p in signature.parameters.values() if p.name != "ctx"]
+    params.insert(0, inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context))
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=typing.Annotated[
+        bool, typer.Option(f"--{name}", help=f"Same as --adapter {name}.", show_default=False)])
+        for name in _ADAPTER_FLAGS]
+
+    def train_command(ctx: typer.Context, **given: Any) -> None:
+        chosen = [name for name in _ADAPTER_FLAGS if given.pop(name)]
+        if getattr(ctx.get_parameter_source("adapter"), "name", None) == "COMMANDLINE":
+            chosen.insert(0, given["adapter"])
+        if len(set(chosen)) > 1:
+            raise ConfigError(f"choose one adapter (got {', '.join(dict.fromkeys(chosen))})")
+        token = _ADAPTER_FLAG.set(chosen[0] if chosen else None)
+        try:
+            command(ctx, **given) if takes_ctx else command(**given)
+        finally:
+            _ADAPTER_FLAG.reset(token)
+
+    train_command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    train_command.__doc__ = command.__doc__
+    return train_command
+
+
+train_command = _with_adapter_flags(command_from_config(
+    TrainConfig, _run, load_yaml_mapping, short={"config": "-c", "model": "-m", "data": "-d", "out": "-o"},
+    doc="Fine-tune a model on RNR data: SFT (loss on assistant replies), DPO on preference pairs, GRPO with "
+        "rule rewards, or SFT then DPO.\n\n"
+        "Every option can also come from a YAML --config (flags override it); see docs/training.md. "
+        "Multi-GPU: `accelerate launch --config_file examples/accelerate/ddp.yaml -m rolenrules.train "
+        "--config train.yaml`."))
 
 
 template_app = typer.Typer(help="Chat-template tools.", no_args_is_help=True)

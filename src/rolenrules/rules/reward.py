@@ -22,6 +22,10 @@ from rolenrules.rules.verdicts import check_rule
 
 Unscored = Literal["fail", "skip"]
 
+#: The metric `make_reward`'s function logs through TRL's `log_metric`: the share of completions that
+#: followed every verifiable rule.
+ALL_FOLLOWED = "rules/all_followed"
+
 
 def _text_of(completion: Any) -> str:
     if isinstance(completion, str):
@@ -86,10 +90,15 @@ def reward(completions: list[Any], rules: list[Any], *, mode: Mode = "strict", a
 
 def make_reward(*, mode: Mode = "strict", all_or_nothing: bool = False,
                 unscored: Unscored = "fail") -> Callable[..., list[float]]:
-    """A named reward function for TRL, reading the `rules` column."""
+    """A named reward function for TRL, reading the `rules` column; it also logs `rules/all_followed`."""
 
     def rule_reward(completions: list[Any], rules: list[Any], **kwargs: Any) -> list[float]:
-        return reward(completions, rules, mode=mode, all_or_nothing=all_or_nothing, unscored=unscored, **kwargs)
+        scores = reward(completions, rules, mode=mode, all_or_nothing=all_or_nothing, unscored=unscored, **kwargs)
+        log_metric = kwargs.get("log_metric")  # TRL's GRPOTrainer passes one; it is averaged per logging step
+        if callable(log_metric) and scores:
+            # The benchmark's pass-rate beside the reward: completions that followed every verifiable rule.
+            log_metric(ALL_FOLLOWED, sum(score == 1.0 for score in scores) / len(scores))
+        return scores
 
     rule_reward.__name__ = f"rules_{'all' if all_or_nothing else 'fraction'}_{mode}"
     return rule_reward

@@ -15,11 +15,34 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rolenrules.config_file import load_yaml_mapping
 from rolenrules.errors import validate_config
 
-Method = Literal["full", "lora", "qlora"]
+Method = Literal["sft", "dpo", "grpo", "sft-then-dpo"]
+Adapter = Literal["full", "lora", "qlora"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
+Objective = Literal["sft", "dpo", "grpo"]
 
-#: Learning rates used when `lr` is not given: adapters take a larger step than full fine-tuning.
-DEFAULT_LR = {"full": 2e-5, "lora": 2e-4, "qlora": 2e-4}
+#: Learning rates used when `lr` is not given, per objective and adapter: adapters take a larger step
+#: than full fine-tuning, and preference/RL objectives a much smaller one than SFT (TRL's defaults for
+#: full DPO/GRPO; the alignment handbook's for LoRA DPO).
+DEFAULT_LR: dict[tuple[Objective, str], float] = {
+    ("sft", "full"): 2e-5, ("sft", "lora"): 2e-4, ("sft", "qlora"): 2e-4,
+    ("dpo", "full"): 1e-6, ("dpo", "lora"): 5e-6, ("dpo", "qlora"): 5e-6,
+    ("grpo", "full"): 1e-6, ("grpo", "lora"): 1e-5, ("grpo", "qlora"): 1e-5,
+}
+
+#: The objectives each method trains, in order.
+STAGES: dict[str, tuple[Objective, ...]] = {
+    "sft": ("sft",), "dpo": ("dpo",), "grpo": ("grpo",), "sft-then-dpo": ("sft", "dpo"),
+}
+
+#: Fields that only some objectives read. Giving one a non-default value for a method that ignores it
+#: is an error, so nothing is silently unused (a saved config, all defaults included, still loads).
+_USED_BY: dict[str, tuple[Objective, ...]] = {
+    "data": ("sft", "grpo"), "eval_data": ("sft", "grpo"), "pairs": ("dpo",), "eval_pairs": ("dpo",),
+    "packing": ("sft",), "max_length": ("sft", "dpo"), "sft_args": ("sft",), "dpo_args": ("dpo",),
+    "beta": ("dpo", "grpo"), "loss_type": ("dpo", "grpo"),
+    "num_generations": ("grpo",), "max_completion_length": ("grpo",), "temperature": ("grpo",),
+    "reward": ("grpo",), "reward_mode": ("grpo",), "use_vllm": ("grpo",), "grpo_args": ("grpo",),
+}
 
 
 class DataSource(BaseModel):
@@ -59,6 +82,19 @@ def _sources(value: Any) -> Any:
     return value
 
 
+def _mapping(value: Any) -> Any:
+    """A `*_args` value given as text on the command line (YAML or JSON) as a mapping."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError("expected a mapping such as '{optim: adafactor}'") from None
+        return {} if value is None else value
+    return value
+
+
 class TrainConfig(BaseModel):
     """Everything `rnr train` needs. Field descriptions are the CLI help text."""
 
@@ -66,25 +102,37 @@ class TrainConfig(BaseModel):
 
     # What to train, on what, and where the result goes.
     model: str = Field(min_length=1, description="Base model: a Hugging Face id or a local folder.")
-    data: list[DataSource] = Field(min_length=1, description=(
-        "Training data, PATH[:WEIGHT], repeatable; any format `rnr data convert` reads. The weight is a "
-        "sampling proportion: 0.5 keeps half the rows, 2.0 repeats them."
+    data: list[DataSource] = Field(default_factory=list, description=(
+        "SFT data (sft, sft-then-dpo) or GRPO prompts (grpo), PATH[:WEIGHT], repeatable; any format `rnr data "
+        "convert` reads. The weight is a sampling proportion: 0.5 keeps half the rows, 2.0 repeats them."
+    ))
+    pairs: list[DataSource] = Field(default_factory=list, description=(
+        "Preference pairs for dpo and sft-then-dpo, PATH[:WEIGHT], repeatable: rows of `prompt`, `chosen`, "
+        "`rejected` (message lists, TRL's format) and optional `metadata` (docs/training.md)."
     ))
     out: Path = Field(description=(
         "Output folder: adapter or model, tokenizer with its chat template, resolved config, training log."
     ))
     eval_data: list[DataSource] = Field(default_factory=list, description=(
-        "Evaluation data, PATH[:WEIGHT], repeatable; eval loss is logged every `eval_steps`."
+        "Evaluation data like `data`, PATH[:WEIGHT], repeatable; logged every `eval_steps`."
+    ))
+    eval_pairs: list[DataSource] = Field(default_factory=list, description=(
+        "Evaluation pairs like `pairs`, PATH[:WEIGHT], repeatable; DPO eval loss and reward margins every "
+        "`eval_steps`."
     ))
     exclude: Path | None = Field(None, description=(
         "File of held-out system-prompt ids (one per line, or JSONL with `system_prompt_id`/`id`); "
-        "matching examples are dropped."
+        "matching examples, pairs and prompts are dropped."
     ))
 
     # How.
-    method: Method = Field("full", description=(
-        "full fine-tuning, lora (PEFT LoRA adapters) or qlora (LoRA on a 4-bit base; needs CUDA and "
-        "bitsandbytes)."
+    method: Method = Field("sft", description=(
+        "Training objective: sft (supervised, loss on assistant replies), dpo (preference pairs), grpo (RL "
+        "with the rule library as reward) or sft-then-dpo (SFT on `data`, then DPO on `pairs` from the result)."
+    ))
+    adapter: Adapter = Field("full", description=(
+        "What trains: full (every weight), lora (PEFT LoRA adapters) or qlora (LoRA on a 4-bit base; needs "
+        "CUDA and bitsandbytes)."
     ))
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
@@ -101,22 +149,23 @@ class TrainConfig(BaseModel):
         "markers). When false, a template that needs a fix stops the run."
     ))
 
-    # Hyper-parameters.
+    # Hyper-parameters (every stage of sft-then-dpo; per-stage overrides go in sft_args / dpo_args).
     epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float | None = Field(None, gt=0, description=(
-        "Peak learning rate (default: 2e-4 for LoRA/QLoRA, 2e-5 for full)."
+        "Peak learning rate. Default by objective and adapter: SFT 2e-5 full, 2e-4 LoRA; DPO 1e-6 full, "
+        "5e-6 LoRA; GRPO 1e-6 full, 1e-5 LoRA. Given, it applies to both stages of sft-then-dpo."
     ))
     lr_scheduler: str = Field("cosine", description="transformers scheduler name (linear, cosine, constant, ...).")
     warmup: float = Field(0.03, ge=0, description="Warm-up: a ratio of total steps when < 1, else a number of steps.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    batch_size: int = Field(4, ge=1, description="Per-device batch size.")
+    batch_size: int = Field(4, ge=1, description="Per-device batch size (GRPO: completions per device per step).")
     grad_accum: int = Field(4, ge=1, description="Gradient accumulation steps.")
     max_length: int = Field(2048, ge=16, description=(
-        "Tokens per sequence (longer ones are truncated; the packed length when packing)."
+        "SFT/DPO: tokens per sequence (longer ones are truncated; the packed length when packing)."
     ))
     packing: bool = Field(False, description=(
-        "Pack several conversations into each sequence (best with flash attention)."
+        "SFT: pack several conversations into each sequence (best with flash attention)."
     ))
     gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass to save memory.")
     precision: Precision = Field("auto", description=(
@@ -125,13 +174,42 @@ class TrainConfig(BaseModel):
     attn_implementation: str | None = Field(None, description=(
         "Attention kernel passed to transformers (e.g. sdpa, flash_attention_2)."
     ))
-    seed: int = Field(42, description="Seed for data mixing, shuffling and initialisation.")
+    seed: int = Field(42, description="Seed for data mixing, shuffling, sampling and initialisation.")
+
+    # DPO and GRPO.
+    beta: float | None = Field(None, ge=0, description=(
+        "DPO: how far the policy may move from the reference (TRL default 0.1). GRPO: KL coefficient "
+        "(TRL default 0.0: no reference model is loaded)."
+    ))
+    loss_type: str | None = Field(None, description=(
+        "TRL loss name. DPO: sigmoid (default), ipo, hinge, robust, apo_zero, ... (comma-separated ones are "
+        "combined). GRPO: dapo (default), grpo, dr_grpo, bnpo, ..."
+    ))
+
+    # GRPO.
+    num_generations: int = Field(8, ge=2, description=(
+        "GRPO: completions sampled per prompt (the group); batch_size x grad_accum x GPUs must be a multiple."
+    ))
+    max_completion_length: int = Field(256, ge=1, description="GRPO: longest sampled completion, in tokens.")
+    temperature: float = Field(1.0, gt=0, description="GRPO: sampling temperature of the completions.")
+    reward: Literal["fraction", "all"] = Field("fraction", description=(
+        "GRPO reward per completion: fraction (share of its verifiable rules followed) or all (1 when every "
+        "one is followed, else 0). Checked by the rule library; a rule it cannot score counts as broken."
+    ))
+    reward_mode: Literal["strict", "loose"] = Field("strict", description=(
+        "GRPO: check rules strictly, or IFEval-loose (also try the reply without its first/last line and "
+        "markdown emphasis)."
+    ))
+    use_vllm: bool = Field(False, description=(
+        "GRPO: generate completions with vLLM (GPU; pip install vllm) instead of transformers in-process; "
+        "vllm_mode and the other vllm_* options go in grpo_args."
+    ))
 
     # Bookkeeping.
-    logging_steps: int = Field(10, ge=1, description="Log loss every this many steps.")
+    logging_steps: int = Field(10, ge=1, description="Log loss (and GRPO rewards) every this many steps.")
     save_steps: int = Field(500, ge=1, description="Save a resumable checkpoint every this many steps.")
     save_total_limit: int = Field(2, ge=1, description="Checkpoints kept under OUT/checkpoints.")
-    eval_steps: int = Field(500, ge=1, description="Evaluate on eval_data every this many steps.")
+    eval_steps: int = Field(500, ge=1, description="Evaluate on eval_data / eval_pairs every this many steps.")
     resume: bool = Field(False, description="Resume from the last checkpoint in OUT/checkpoints.")
     overwrite: bool = Field(False, description="Allow writing into an OUT that already holds a training run.")
     merge: bool = Field(False, description=(
@@ -141,10 +219,30 @@ class TrainConfig(BaseModel):
         "Trackers for transformers to report to (tensorboard, wandb, ...)."
     ))
     sft_args: dict[str, Any] = Field(default_factory=dict, description=(
-        "Extra trl.SFTConfig fields, passed through as given (checked against SFTConfig)."
+        "Extra trl.SFTConfig fields for SFT (and the SFT stage of sft-then-dpo), passed through as given; "
+        "on the command line as YAML text, e.g. '{optim: adafactor}'."
+    ))
+    dpo_args: dict[str, Any] = Field(default_factory=dict, description=(
+        "Extra trl.DPOConfig fields for DPO (and the DPO stage of sft-then-dpo), e.g. "
+        "'{learning_rate: 5.0e-7, num_train_epochs: 1}'."
+    ))
+    grpo_args: dict[str, Any] = Field(default_factory=dict, description=(
+        "Extra trl.GRPOConfig fields for GRPO, e.g. '{vllm_mode: colocate, top_p: 0.95}'."
     ))
 
-    @field_validator("data", "eval_data", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_method(cls, values: Any) -> Any:
+        # `method` used to name the parameterisation; old files say `method: lora` and still mean SFT.
+        if isinstance(values, dict) and values.get("method") in ("full", "lora", "qlora"):
+            values = dict(values)
+            legacy = values.pop("method")
+            if values.setdefault("adapter", legacy) != legacy:
+                raise ValueError(f"`method: {legacy}` is the old spelling of `adapter: {legacy}`, but adapter is "
+                                 f"{values['adapter']!r}; set `method` (sft, dpo, grpo, sft-then-dpo) and `adapter`")
+        return values
+
+    @field_validator("data", "eval_data", "pairs", "eval_pairs", mode="before")
     @classmethod
     def _parse_sources(cls, value: Any) -> Any:
         return _sources(value)
@@ -154,37 +252,60 @@ class TrainConfig(BaseModel):
     def _listify(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("sft_args", "dpo_args", "grpo_args", mode="before")
+    @classmethod
+    def _parse_mapping(cls, value: Any) -> Any:
+        return _mapping(value)
+
     @model_validator(mode="after")
-    def _fill_defaults(self) -> TrainConfig:
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.method]
+    def _check_method(self) -> TrainConfig:
+        stages = STAGES[self.method]
+        for name, users in _USED_BY.items():
+            if set(users) & set(stages):
+                continue
+            field = type(self).model_fields[name]
+            default = field.get_default(call_default_factory=True)
+            if getattr(self, name) != default:
+                uses = sorted(m for m, s in STAGES.items() if set(s) & set(users))
+                raise ValueError(f"`{name}` applies to method {' / '.join(uses)}, not {self.method}")
+        needs = {"sft": "data", "grpo": "data", "dpo": "pairs"}
+        for objective in stages:
+            if not getattr(self, needs[objective]):
+                raise ValueError(f"method {self.method} needs `{needs[objective]}` (at least one PATH[:WEIGHT])")
         return self
 
     @property
     def is_peft(self) -> bool:
-        return self.method in ("lora", "qlora")
+        return self.adapter in ("lora", "qlora")
+
+    @property
+    def stages(self) -> tuple[Objective, ...]:
+        return STAGES[self.method]
+
+    def learning_rate(self, objective: Objective) -> float:
+        """`lr` when given, else the default for `objective` and the adapter."""
+        return self.lr if self.lr is not None else DEFAULT_LR[(objective, self.adapter)]
 
     def to_yaml(self) -> str:
         import yaml
 
         data = self.model_dump(mode="json")
-        data["data"] = [s.spec() for s in self.data]
-        data["eval_data"] = [s.spec() for s in self.eval_data]
+        for name in ("data", "eval_data", "pairs", "eval_pairs"):
+            data[name] = [s.spec() for s in getattr(self, name)]
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def validate_train_config(values: dict[str, Any], source: str = "options") -> TrainConfig:
+    """`values` as a TrainConfig; a bad one is a ConfigError naming `source` and the field."""
+    return validate_config(TrainConfig, values, source, unknown="unknown option (see `rnr train --help`)")
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """YAML `config_file` (if any) with `overrides` on top; overrides that are None are not given.
 
-    Repeatable options (`data`, `eval_data`) given on the command line replace the file's list.
+    Repeatable options (`data`, `pairs`, ...) given as overrides replace the file's list.
     """
     values: dict[str, Any] = load_yaml_mapping(config_file) if config_file else {}
     given = {k: v for k, v in overrides.items() if v is not None and v != [] and v != ()}
     values.update(given)
-    source = str(config_file) if config_file else "options"
-    return validate_config(TrainConfig, values, source, unknown="unknown option (see `rnr train --help`)")
-
-
-def describe(field: str) -> str:
-    """The one description of a config field (the CLI help reuses it)."""
-    return TrainConfig.model_fields[field].description or ""
+    return validate_train_config(values, str(config_file) if config_file else "options")

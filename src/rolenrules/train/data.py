@@ -2,32 +2,37 @@
 
 A weight is a sampling proportion of that source's rows: 0.5 keeps a random half, 1.0 all of
 them, 2.5 every row twice plus a random half. That is how RNR data is mixed with the original
-instruction data (the paper trains on both) without rewriting either file.
+instruction data (the paper trains on both) without rewriting either file. The same mixing
+serves SFT conversations, DPO pairs (`train.pairs`) and GRPO prompts.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from rolenrules.errors import DataError
-from rolenrules.heldout import is_excluded
+from rolenrules.heldout import held_out_ids
 from rolenrules.io import ReadStats, read_examples
-from rolenrules.records import Example
+from rolenrules.records import Example, Message, Rule
 from rolenrules.train.config import DataSource
+
+T = TypeVar("T")
 
 
 @dataclass
 class SourceSummary:
-    """What happened to one source: rows read, dropped (and why), and rows in the mix."""
+    """What happened to one source: rows read, held out, dropped (count per reason), and rows in the mix."""
 
     path: str
     weight: float
     read: int = 0
     excluded: int = 0
-    no_reply: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
     used: int = 0
     format: str | None = None
 
@@ -57,33 +62,57 @@ def _sample(rows: Sequence[Example], weight: float, rng: random.Random) -> list[
     return picked
 
 
-def mix_examples(sources: Iterable[DataSource], *, exclude: set[str] | None = None,
-                 seed: int = 42) -> tuple[list[Example], MixSummary]:
-    """Read, filter and sample each source, then shuffle them together (same seed, same mix)."""
+def mix(sources: Iterable[DataSource], read: Callable[[DataSource, ReadStats], Iterable[T]], *,
+        ids: Callable[[T], set[str]], drop: Callable[[T], str | None] = lambda row: None,
+        exclude: set[str] | None = None, seed: int = 42) -> tuple[list[T], MixSummary]:
+    """Read each source, drop held-out rows (`ids` meets `exclude`) and unusable ones (`drop` gives the
+    reason), sample by weight, then shuffle them together (same seed, same mix)."""
     rng = random.Random(seed)
     exclude = exclude or set()
     summary = MixSummary()
-    mixed: list[Example] = []
+    mixed: list[T] = []
     for source in sources:
         stats = ReadStats()
         item = SourceSummary(path=source.path, weight=source.weight)
-        kept: list[Example] = []
-        for example in read_examples(source.path, stats=stats):
-            if exclude and is_excluded(example, exclude):
+        dropped: Counter[str] = Counter()
+        kept: list[T] = []
+        for row in read(source, stats):
+            if exclude and ids(row) & exclude:
                 item.excluded += 1
                 continue
-            if not any(m.role == "assistant" for m in example.messages):
-                # Nothing to learn from: assistant-only loss would be empty.
-                item.no_reply += 1
+            reason = drop(row)
+            if reason:
+                dropped[reason] += 1
                 continue
-            kept.append(example)
-        item.read, item.format = stats.read, stats.format
+            kept.append(row)
+        item.read, item.format, item.dropped = stats.read, stats.format, dict(dropped)
         picked = _sample(kept, source.weight, rng)
         item.used = len(picked)
         mixed += picked
         summary.sources.append(item)
     rng.shuffle(mixed)
     return mixed, summary
+
+
+def _read_examples(source: DataSource, stats: ReadStats) -> Iterable[Example]:
+    return read_examples(source.path, stats=stats)
+
+
+def _no_reply(example: Example) -> str | None:
+    # Nothing to learn from: assistant-only loss would be empty.
+    return None if any(m.role == "assistant" for m in example.messages) else "no assistant reply"
+
+
+def mix_examples(sources: Iterable[DataSource], *, exclude: set[str] | None = None,
+                 seed: int = 42) -> tuple[list[Example], MixSummary]:
+    """SFT conversations: every source read, held-out system prompts dropped, sampled by weight, shuffled."""
+    return mix(sources, _read_examples, ids=held_out_ids, drop=_no_reply, exclude=exclude, seed=seed)
+
+
+def no_rows_left(summary: MixSummary, what: str) -> DataError:
+    detail = ", ".join(f"{s.path}: {s.read} read, {s.excluded} held out"
+                       + "".join(f", {n} {reason}" for reason, n in s.dropped.items()) for s in summary.sources)
+    return DataError(f"no {what} left ({detail})")
 
 
 def to_dataset(examples: Sequence[Example]) -> Any:
@@ -97,7 +126,53 @@ def build_dataset(sources: Sequence[DataSource], *, exclude: set[str] | None = N
                   seed: int = 42, what: str = "training") -> tuple[Any, MixSummary]:
     examples, summary = mix_examples(sources, exclude=exclude, seed=seed)
     if not examples:
-        detail = ", ".join(f"{s.path}: {s.read} read, {s.excluded} held out, {s.no_reply} without a reply"
-                           for s in summary.sources)
-        raise DataError(f"no {what} examples left ({detail})")
+        raise no_rows_left(summary, f"{what} examples")
     return to_dataset(examples), summary
+
+
+# -- GRPO prompts ----------------------------------------------------------------------------------
+
+
+def verifiable_rules(example: Example) -> list[Rule]:
+    """The rules a GRPO reward checks: the verifiable ones of the system prompt, else of `metadata.rules`
+    (a benchmark whose constraints are not in a structured system prompt)."""
+    from pydantic import ValidationError
+
+    from rolenrules.evaluate.bench import bench_rules
+
+    try:
+        rules = bench_rules(example)
+    except ValidationError as error:
+        source = example.metadata.get("source") or {}
+        raise DataError(f"invalid rule ({str(error).splitlines()[0][:200]})", path=source.get("path"),
+                        line=source.get("line"), field="metadata.rules") from None
+    return [r for r in rules if r.kind == "verifiable"]
+
+
+def _no_prompt(example: Example) -> str | None:
+    if not any(m.role == "user" for m in example.messages):
+        return "no user turn"
+    return None if verifiable_rules(example) else "no verifiable rule"
+
+
+def prompt_row(example: Example) -> dict[str, Any]:
+    """One GRPO row: the conversation up to its last user turn (system message first) and its verifiable
+    rules as JSON text (rule parameters differ per type, which an Arrow column of structs would mangle)."""
+    from rolenrules.evaluate.bench import final_user_prefix
+
+    messages = list(example.messages)
+    if example.system_prompt is not None and (not messages or messages[0].role != "system"):
+        messages.insert(0, Message(role="system", content=example.system_prompt.render()))
+    return {"prompt": [m.model_dump() for m in final_user_prefix(messages)],
+            "rules": json.dumps([r.model_dump(mode="json") for r in verifiable_rules(example)])}
+
+
+def build_prompt_dataset(sources: Sequence[DataSource], *, exclude: set[str] | None = None,
+                         seed: int = 42, what: str = "training") -> tuple[Any, MixSummary]:
+    """GRPO prompts from RNR data or a benchmark file: records with at least one verifiable rule."""
+    from datasets import Dataset
+
+    examples, summary = mix(sources, _read_examples, ids=held_out_ids, drop=_no_prompt, exclude=exclude, seed=seed)
+    if not examples:
+        raise no_rows_left(summary, f"{what} prompts with a verifiable rule")
+    return Dataset.from_list([prompt_row(e) for e in examples]), summary

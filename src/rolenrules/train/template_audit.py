@@ -298,6 +298,17 @@ def _run_checks(r: _Renderer, template: str) -> list[Check]:
             _check_mask(r, template, system_ok), _check_prefix(r, template, system_ok)]
 
 
+_MASK_CHECKS = ("generation_markers", "assistant_mask")
+
+
+def _checks(r: _Renderer, template: str, assistant_loss: bool) -> list[Check]:
+    checks = _run_checks(r, template)
+    if assistant_loss:
+        return checks
+    return [Check(c.name, None, "not needed: the trainer splits prompt and reply itself") if c.name in _MASK_CHECKS
+            else c for c in checks]
+
+
 def _marked_copy(r: _Renderer, template: str, with_system: bool) -> str:
     curated = trl_training_template(r.tokenizer, template)
     if curated:
@@ -305,8 +316,13 @@ def _marked_copy(r: _Renderer, template: str, with_system: bool) -> str:
     return add_generation_markers(r.text, template, with_system=with_system, added_tokens=r.added)
 
 
-def audit_template(model_or_tokenizer: str | Path | Any, *, chat_template: str | None = None) -> TemplateReport:
-    """Audit the chat template of a model folder, hub id or tokenizer (or `chat_template` in its place)."""
+def audit_template(model_or_tokenizer: str | Path | Any, *, chat_template: str | None = None,
+                   assistant_loss: bool = True) -> TemplateReport:
+    """Audit the chat template of a model folder, hub id or tokenizer (or `chat_template` in its place).
+
+    `assistant_loss=False` is for objectives that split prompt from reply themselves (DPO, GRPO): the
+    `{% generation %}` markers and the assistant mask are then reported but neither fixed nor blocking.
+    """
     if isinstance(model_or_tokenizer, (str, Path)):
         tokenizer, source = load_tokenizer(model_or_tokenizer), str(model_or_tokenizer)
     else:
@@ -318,13 +334,13 @@ def audit_template(model_or_tokenizer: str | Path | Any, *, chat_template: str |
         missing = Check("chat_template", False, "the tokenizer has no chat template")
         return TemplateReport(source, [missing], blocking=["no chat template: pass --chat-template FILE.jinja"])
     r = _Renderer(tokenizer)
-    checks = _run_checks(r, template)
+    checks = _checks(r, template, assistant_loss)
     report = TemplateReport(source, checks)
     by_name = {c.name: c for c in checks}
     system_ok = bool(by_name["system_supported"].passed and by_name["system_preserved"].passed)
 
     fixed = template
-    if not has_generation_markers(template):
+    if assistant_loss and not has_generation_markers(template):
         try:
             fixed = _marked_copy(r, template, system_ok)
             report.fixes.append(FIX_MARKERS)
@@ -337,7 +353,7 @@ def audit_template(model_or_tokenizer: str | Path | Any, *, chat_template: str |
         report.fixes.append(FIX_MERGE_SYSTEM)
     if report.fixes and not report.blocking:
         report.fixed_template = fixed
-        report.fixed_checks = _run_checks(r, fixed)
+        report.fixed_checks = _checks(r, fixed, assistant_loss)
     if not report.blocking:
         final = report.fixed_checks or checks
         report.blocking += [f"{c.name}: {c.detail}" for c in final if c.passed is False and c.blocking]

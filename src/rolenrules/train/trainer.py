@@ -1,10 +1,11 @@
-"""`train(config)`: TRL's SFTTrainer, configured for system-prompt data, with assistant-only loss.
+"""`train(config)`: TRL's SFT, DPO or GRPO trainer, configured for system-prompt data.
 
-The steps, in order: audit the chat template and apply its fixes (or stop), mix the data (held-out
-system prompts dropped), load the model (full, LoRA, or 4-bit QLoRA), train with loss on the
-assistant replies only, then save the adapter or model with the tokenizer and the template it
-was trained with, the resolved config, and the training log. Runs the same under
-`accelerate launch` (DDP, FSDP, DeepSpeed): only the main process writes files.
+The steps, in order: audit the chat template and apply its fixes (or stop), read and mix the data
+(held-out system prompts dropped) and build the objective's TRL config (`objectives.py`), load the
+model (full, LoRA, or 4-bit QLoRA), train, then save the adapter or model with the tokenizer and
+the template it was trained with, the resolved config, and the training log. `sft-then-dpo` runs
+SFT into OUT/sft, then DPO from its result into OUT. Runs the same under `accelerate launch`
+(DDP, FSDP, DeepSpeed): only the main process writes files.
 
 Output folder layout (`hf:OUT` loads it, adapter or full model alike):
 
@@ -14,13 +15,14 @@ Output folder layout (`hf:OUT` loads it, adapter or full model alike):
     OUT/train_log.jsonl                                   template audit, data summary, every logged step
     OUT/checkpoints/checkpoint-N/                         resumable checkpoints (--resume)
     OUT/merged/                                           with --merge (LoRA/QLoRA): full model for vLLM
+    OUT/sft/                                              sft-then-dpo: the SFT stage, same layout
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -34,15 +36,17 @@ from rolenrules.io import atomic_path, write_jsonl
 from rolenrules.train._targets import target_modules
 from rolenrules.train.config import TrainConfig
 from rolenrules.heldout import read_exclusions
-from rolenrules.train.data import MixSummary, build_dataset
+from rolenrules.train.data import MixSummary, no_rows_left
+from rolenrules.train.objectives import CHECKPOINTS, PREPARE
+from rolenrules.train.pairs import mix_pairs
 from rolenrules.train.template_audit import TemplateReport, audit_template, load_tokenizer
 
 logger = logging.getLogger("rolenrules.train")
 
 CONFIG_FILE = "rnr_train_config.yaml"
 LOG_FILE = "train_log.jsonl"
-CHECKPOINTS = "checkpoints"
 MERGED = "merged"
+SFT_STAGE = "sft"
 
 #: Files a previous run may have left in OUT that would confuse loading a new one (e.g. a full
 #: model's config.json next to a new adapter makes transformers load the folder as a full model).
@@ -63,6 +67,7 @@ class TrainSession:
     data: MixSummary
     eval_data: MixSummary | None = None
     echo: Echo = field(default=logger.info)
+    objective: str = "sft"
 
     @property
     def out(self) -> Path:
@@ -74,9 +79,10 @@ class TrainSession:
 
     def log_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [{"event": "template", **self.template.as_dict()},
-                                      {"event": "data", "split": "train", **self.data.as_dict()}]
+                                      {"event": "data", "split": "train", "objective": self.objective,
+                                       **self.data.as_dict()}]
         if self.eval_data is not None:
-            rows.append({"event": "data", "split": "eval", **self.eval_data.as_dict()})
+            rows.append({"event": "data", "split": "eval", "objective": self.objective, **self.eval_data.as_dict()})
         rows += [{"event": "log", **entry} for entry in self.trainer.state.log_history]
         return rows
 
@@ -91,11 +97,18 @@ class TrainSession:
             self.echo(f"resuming from {resume}")
         result = self.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         self._save()
-        end: dict[str, Any] = {"event": "end", "global_step": self.trainer.state.global_step,
+        end: dict[str, Any] = {"event": "end", "objective": self.objective,
+                               "global_step": self.trainer.state.global_step,
                                "train_loss": getattr(result, "training_loss", None), "output": str(self.out)}
         if self.eval_data is not None:
             metrics = self.trainer.evaluate()
             end["eval_loss"] = metrics.get("eval_loss")
+            if "eval_reward" in metrics:  # GRPO: the rule reward of replies sampled for the eval prompts
+                end["eval_reward"] = metrics["eval_reward"]
+        rewards = [row["reward"] for row in self.trainer.state.log_history if "reward" in row]
+        if rewards:
+            end["reward_first"], end["reward_last"] = rewards[0], rewards[-1]
+            self.echo(f"rule reward: {rewards[0]:.3f} in the first logged step, {rewards[-1]:.3f} in the last")
         if self.config.merge:
             self.trainer.accelerator.wait_for_everyone()
             if self.is_main:
@@ -104,6 +117,8 @@ class TrainSession:
                 self.echo(f"merged model for serving: {merged}" if self.config.is_peft
                           else f"--merge: a full fine-tune is already a full model; serve {merged}")
         self.write_log([end])
+        # Every rank returns only once OUT is complete: the DPO stage of sft-then-dpo loads OUT/sft/merged next.
+        self.trainer.accelerator.wait_for_everyone()
         return self.out
 
     def _save(self) -> None:
@@ -139,20 +154,30 @@ def _last_checkpoint(out: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
+def _finished(out: Path) -> bool:
+    """OUT holds a run that got to its end (its log's last row is the end event)."""
+    try:
+        lines = (out / LOG_FILE).read_text(encoding="utf-8").splitlines()
+        return bool(lines) and json.loads(lines[-1]).get("event") == "end"
+    except (OSError, ValueError):
+        return False
+
+
 def _check_out(config: TrainConfig) -> None:
     out = config.out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
-    previous = (out / CONFIG_FILE).exists() or (out / CHECKPOINTS).exists()
-    if previous and not (config.resume or config.overwrite):
+    stages = len(config.stages) > 1
+    previous = [out / CONFIG_FILE, out / CHECKPOINTS] + ([out / SFT_STAGE] if stages else [])
+    if any(p.exists() for p in previous) and not (config.resume or config.overwrite):
         raise ConfigError(f"--out {out}: already holds a training run; pass --resume to continue it or "
                           "--overwrite to replace it")
-    if config.resume and _last_checkpoint(out) is None:
+    if config.resume and _last_checkpoint(out) is None and not (stages and (out / SFT_STAGE).exists()):
         raise ConfigError(f"--resume: no checkpoint in {out / CHECKPOINTS} to resume from")
 
 
 def _check_environment(config: TrainConfig) -> None:
-    if config.method != "qlora":
+    if config.adapter != "qlora":
         return
     import torch
 
@@ -182,7 +207,7 @@ def _load_model(config: TrainConfig, precision: str) -> Any:
     kwargs: dict[str, Any] = {"dtype": dtype}
     if config.attn_implementation:
         kwargs["attn_implementation"] = config.attn_implementation
-    if config.method == "qlora":
+    if config.adapter == "qlora":
         from accelerate import PartialState
         from transformers import BitsAndBytesConfig
 
@@ -196,7 +221,7 @@ def _load_model(config: TrainConfig, precision: str) -> Any:
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     except Exception as error:  # transformers raises OSError/ValueError/hub errors for the same cause
         raise ConfigError(f"--model {config.model}: cannot load: {str(error).splitlines()[0][:300]}") from None
-    if config.method == "qlora":
+    if config.adapter == "qlora":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
@@ -219,55 +244,6 @@ def _peft_config(config: TrainConfig, model: Any) -> Any:
                       target_modules=targets, task_type="CAUSAL_LM", bias="none")
 
 
-def _sft_config(config: TrainConfig, precision: str, has_eval: bool) -> Any:
-    from trl import SFTConfig
-
-    known = {f.name for f in dataclasses.fields(SFTConfig)}
-    unknown = sorted(set(config.sft_args) - known)
-    if unknown:
-        raise ConfigError(f"field 'sft_args.{unknown[0]}': not a trl.SFTConfig field")
-    owned = {"output_dir": "set `out` instead (checkpoints go to OUT/checkpoints)",
-             "assistant_only_loss": "loss is always on assistant replies only",
-             "completion_only_loss": "loss is always on assistant replies only"}
-    clash = sorted(set(config.sft_args) & set(owned))
-    if clash:
-        raise ConfigError(f"field 'sft_args.{clash[0]}': {owned[clash[0]]}")
-    warmup = config.warmup if config.warmup < 1 else int(config.warmup)
-    args: dict[str, Any] = dict(
-        output_dir=str(config.out / CHECKPOINTS),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        learning_rate=config.lr,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=warmup,
-        weight_decay=config.weight_decay,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        max_length=config.max_length,
-        packing=config.packing,
-        # Loss on the assistant replies only; the chat template's {% generation %} markers say where they are.
-        assistant_only_loss=True,
-        gradient_checkpointing=config.gradient_checkpointing,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        logging_steps=config.logging_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=config.eval_steps,
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to=config.report_to or "none",
-    )
-    args.update(config.sft_args)
-    try:
-        return SFTConfig(**args)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"invalid training arguments: {str(error).splitlines()[0][:300]}") from None
-
-
 def _log_callback(session_ref: list[TrainSession]) -> Any:
     from transformers import TrainerCallback
 
@@ -281,13 +257,13 @@ def _log_callback(session_ref: list[TrainSession]) -> Any:
     return _WriteLog()
 
 
-def _apply_template(config: TrainConfig, tokenizer: Any, echo: Echo) -> TemplateReport:
+def _apply_template(config: TrainConfig, tokenizer: Any, echo: Echo, *, assistant_loss: bool) -> TemplateReport:
     if config.chat_template is not None:
         try:
             tokenizer.chat_template = Path(config.chat_template).read_text(encoding="utf-8")
         except OSError as error:
             raise ConfigError(f"--chat-template {config.chat_template}: {error.strerror or error}") from None
-    report = audit_template(tokenizer)
+    report = audit_template(tokenizer, assistant_loss=assistant_loss)
     if report.blocking:
         raise ConfigError("the chat template cannot be trained with assistant-only loss: "
                           + "; ".join(report.blocking) + f" (see `rnr template check {config.model}`)")
@@ -302,8 +278,13 @@ def _apply_template(config: TrainConfig, tokenizer: Any, echo: Echo) -> Template
     return report
 
 
-def build_trainer(config: TrainConfig, *, echo: Echo | None = None) -> TrainSession:
-    """Everything up to the first step: template audit and fixes, data, model, SFTTrainer."""
+def build_trainer(config: TrainConfig, *, echo: Echo | None = None, record: TrainConfig | None = None) -> TrainSession:
+    """Everything up to the first step of a one-stage method (sft, dpo, grpo): template audit and fixes,
+    data, model, TRL trainer. `record` is the config saved in OUT (default: `config`)."""
+    if len(config.stages) != 1:
+        raise ConfigError(f"method {config.method} runs in stages: call train(), or build_trainer() on each of "
+                          "stage_configs(config)")
+    objective = config.stages[0]
     # Before the trainer exists the launcher's RANK is the only way to tell the main process.
     main_process = os.environ.get("RANK", "0") == "0"
     echo = (echo or logger.info) if main_process else _silent
@@ -312,38 +293,36 @@ def build_trainer(config: TrainConfig, *, echo: Echo | None = None) -> TrainSess
     if main_process and config.overwrite and not config.resume and (config.out / CHECKPOINTS).exists():
         shutil.rmtree(config.out / CHECKPOINTS, ignore_errors=True)
 
+    # Data and options first: a bad row or option stops the run before anything is loaded.
+    exclude = read_exclusions(config.exclude) if config.exclude else None
+    precision = resolve_precision(config)
+    prepared = PREPARE[objective](config, exclude, precision)
+    summary = prepared.data
+    unit = {"sft": "examples", "dpo": "pairs", "grpo": "prompts"}[objective]
+    echo(f"{objective} data: {summary.total} {unit} from {len(summary.sources)} source(s)"
+         + (f", {summary.excluded} held out" if summary.excluded else ""))
+
     tokenizer = load_tokenizer(config.model)
-    report = _apply_template(config, tokenizer, echo)
+    report = _apply_template(config, tokenizer, echo, assistant_loss=objective == "sft")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-
-    exclude = read_exclusions(config.exclude) if config.exclude else None
-    train_set, summary = build_dataset(config.data, exclude=exclude, seed=config.seed)
-    echo(f"training data: {summary.total} examples from {len(summary.sources)} source(s)"
-         + (f", {summary.excluded} held out" if summary.excluded else ""))
-    eval_set, eval_summary = None, None
-    if config.eval_data:
-        eval_set, eval_summary = build_dataset(config.eval_data, exclude=exclude, seed=config.seed, what="eval")
-
-    precision = resolve_precision(config)
-    args = _sft_config(config, precision, eval_set is not None)
     model = _load_model(config, precision)
-    from trl import SFTTrainer
 
     ref: list[TrainSession] = []
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                         processing_class=tokenizer, peft_config=_peft_config(config, model),
-                         callbacks=[_log_callback(ref)])
-    session = TrainSession(config, trainer, tokenizer, report, summary, eval_summary, echo)
+    trainer = prepared.trainer_cls(model=model, args=prepared.args, train_dataset=prepared.train_set,
+                                   eval_dataset=prepared.eval_set, processing_class=tokenizer,
+                                   peft_config=_peft_config(config, model), callbacks=[_log_callback(ref)],
+                                   **prepared.trainer_kwargs)
+    session = TrainSession(config, trainer, tokenizer, report, summary, prepared.eval_data, echo, objective)
     ref.append(session)
     trainer.accelerator.wait_for_everyone()  # every rank has checked OUT before the main one writes there
     if session.is_main:
         config.out.mkdir(parents=True, exist_ok=True)
-        _write_config(config, report, precision)
+        _write_config(record or config, report, precision, config.learning_rate(objective))
     return session
 
 
-def _write_config(config: TrainConfig, report: TemplateReport, precision: str) -> None:
+def _write_config(config: TrainConfig, report: TemplateReport, precision: str, lr: float) -> None:
     versions = []
     for package in ("torch", "transformers", "trl", "peft", "accelerate"):
         try:
@@ -351,7 +330,7 @@ def _write_config(config: TrainConfig, report: TemplateReport, precision: str) -
         except Exception:  # a version we cannot read is not worth failing a run over
             continue
     header = [f"# rnr train resolved config ({', '.join(versions)})",
-              f"# precision used: {precision}; template fixes: {', '.join(report.fixes) or 'none'}",
+              f"# precision used: {precision}; learning rate: {lr:g}; template fixes: {', '.join(report.fixes) or 'none'}",
               f"# rerun: rnr train --config {config.out / CONFIG_FILE}"]
     with atomic_path(config.out / CONFIG_FILE) as tmp:
         tmp.write_text("\n".join(header) + "\n" + config.to_yaml(), encoding="utf-8")
@@ -374,9 +353,51 @@ def merge_into(out: Path, tokenizer: Any, config: TrainConfig) -> Path:
     return target
 
 
+def stage_configs(config: TrainConfig) -> list[TrainConfig]:
+    """The one-stage configs a method runs, in order. sft-then-dpo: SFT on `data` into OUT/sft (merged
+    there when an adapter is trained, as the DPO base), then DPO on `pairs` from that model into OUT."""
+    if len(config.stages) == 1:
+        return [config]
+    sft_out = config.out / SFT_STAGE
+    sft = config.model_copy(update={"method": "sft", "out": sft_out, "pairs": [], "eval_pairs": [], "beta": None,
+                                    "loss_type": None, "dpo_args": {}, "merge": config.is_peft})
+    # The SFT output carries the (fixed) chat template it trained with; DPO keeps it.
+    dpo = config.model_copy(update={"method": "dpo", "model": str(sft_out / MERGED if config.is_peft else sft_out),
+                                    "data": [], "eval_data": [], "packing": False, "sft_args": {},
+                                    "chat_template": None})
+    return [sft, dpo]
+
+
+def _sft_then_dpo(config: TrainConfig, echo: Echo) -> Path:
+    _check_out(config)
+    # Bad or empty pairs should stop the run now, not after the SFT stage.
+    exclude = read_exclusions(config.exclude) if config.exclude else None
+    for sources, what in ((config.pairs, "training"), (config.eval_pairs, "eval")):
+        if sources:
+            pairs, summary = mix_pairs(sources, exclude=exclude, seed=config.seed)
+            if not pairs:
+                raise no_rows_left(summary, f"{what} pairs")
+    sft, dpo = stage_configs(config)
+    # OUT was checked as a whole above; each stage resumes where it has a checkpoint and starts over otherwise.
+    if config.resume and _finished(sft.out):
+        echo(f"sft stage: already complete in {sft.out}")
+    else:
+        echo(f"sft stage → {sft.out}")
+        sft = sft.model_copy(update={"resume": config.resume and _last_checkpoint(sft.out) is not None,
+                                     "overwrite": True})
+        build_trainer(sft, echo=echo).run()
+    echo(f"dpo stage from {dpo.model} → {dpo.out}")
+    dpo = dpo.model_copy(update={"resume": config.resume and _last_checkpoint(dpo.out) is not None,
+                                 "overwrite": True})
+    return build_trainer(dpo, echo=echo, record=config).run()
+
+
 def train(config: TrainConfig, *, echo: Echo | None = None) -> Path:
-    """Fine-tune `config.model` on `config.data`; returns the output folder (`hf:` loads it)."""
+    """Train `config.model` with `config.method`; returns the output folder (`hf:` loads it)."""
+    if len(config.stages) > 1:
+        main_process = os.environ.get("RANK", "0") == "0"
+        return _sft_then_dpo(config, (echo or logger.info) if main_process else _silent)
     return build_trainer(config, echo=echo).run()
 
 
-__all__ = ["TrainSession", "build_trainer", "merge_into", "train"]
+__all__ = ["TrainSession", "build_trainer", "merge_into", "stage_configs", "train"]
