@@ -20,6 +20,7 @@ from rolenrules.cli._model_options import command_from_config
 from rolenrules.config_file import load_yaml_mapping
 from rolenrules.errors import ConfigError, validate_config
 from rolenrules.evaluate.config import AlpacaEvalCommandConfig, EvalCommandConfig, LmEvalCommandConfig
+from rolenrules.train.config import TrainConfig
 from rolenrules.generate import GenerateConfig
 
 
@@ -46,7 +47,7 @@ def _option_entries(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("command", "config"), [
     ("generate", GenerateConfig), ("eval", EvalCommandConfig), ("standard lm-eval", LmEvalCommandConfig),
-    ("standard alpaca-eval", AlpacaEvalCommandConfig),
+    ("standard alpaca-eval", AlpacaEvalCommandConfig), ("train", TrainConfig),
 ])
 def test_help_lists_every_field_with_its_default_uncut_at_80_columns(command: str, config: type[BaseModel]) -> None:
     text = _help(command)
@@ -57,8 +58,9 @@ def test_help_lists_every_field_with_its_default_uncut_at_80_columns(command: st
     for name, field in config.model_fields.items():
         entry = re.sub(r"-\s", "-", entries["--" + name.replace("_", "-")])  # click may wrap after a hyphen
         assert "[default: " in entry or "(default: " in entry or "[required]" in entry, entry
-        if field.default is not None and not field.is_required() and not isinstance(field.default, bool):
-            assert f"[default: {field.default}]" in entry, entry
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if default not in (None, [], {}) and not isinstance(default, bool):
+            assert f"[default: {default}]" in entry, entry
 
 
 class Toy(BaseModel):

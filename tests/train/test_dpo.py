@@ -13,7 +13,7 @@ from _train_builders import AVA, make_bench
 from _train_runs import FAST, evaluate_output, log_rows, run_cli, weights
 
 from rolenrules.errors import ConfigError
-from rolenrules.evaluate.bench import system_text_id
+from rolenrules.heldout import system_text_id
 from rolenrules.io import write_jsonl
 from rolenrules.train import TrainConfig, build_trainer, resolve_config, train
 from rolenrules.train.template_audit import FIX_MERGE_SYSTEM

@@ -11,7 +11,7 @@ import pytest
 from _train_builders import AVA, CLARA, make_pairs
 
 from rolenrules.errors import DataError
-from rolenrules.evaluate.bench import system_text_id
+from rolenrules.heldout import system_text_id
 from rolenrules.io import write_jsonl
 from rolenrules.train.config import DataSource
 from rolenrules.train.pairs import PreferencePair, mix_pairs, read_pairs

@@ -104,25 +104,25 @@ class TrainConfig(BaseModel):
     model: str = Field(min_length=1, description="Base model: a Hugging Face id or a local folder.")
     data: list[DataSource] = Field(default_factory=list, description=(
         "SFT data (sft, sft-then-dpo) or GRPO prompts (grpo), PATH[:WEIGHT], repeatable; any format `rnr data "
-        "convert` reads. The weight is a sampling proportion: 0.5 keeps half the rows, 2.0 repeats them."
+        "convert` reads. The weight is a sampling proportion: 0.5 keeps half the rows, 2.0 repeats them (default: none)."
     ))
     pairs: list[DataSource] = Field(default_factory=list, description=(
         "Preference pairs for dpo and sft-then-dpo, PATH[:WEIGHT], repeatable: rows of `prompt`, `chosen`, "
-        "`rejected` (message lists, TRL's format) and optional `metadata` (docs/training.md)."
+        "`rejected` (message lists, TRL's format) and optional `metadata` (docs/training.md) (default: none)."
     ))
     out: Path = Field(description=(
         "Output folder: adapter or model, tokenizer with its chat template, resolved config, training log."
     ))
     eval_data: list[DataSource] = Field(default_factory=list, description=(
-        "Evaluation data like `data`, PATH[:WEIGHT], repeatable; logged every `eval_steps`."
+        "Evaluation data like `data`, PATH[:WEIGHT], repeatable; logged every `eval_steps` (default: none)."
     ))
     eval_pairs: list[DataSource] = Field(default_factory=list, description=(
         "Evaluation pairs like `pairs`, PATH[:WEIGHT], repeatable; DPO eval loss and reward margins every "
-        "`eval_steps`."
+        "`eval_steps` (default: none)."
     ))
     exclude: Path | None = Field(None, description=(
         "File of held-out system-prompt ids (one per line, or JSONL with `system_prompt_id`/`id`); "
-        "matching examples, pairs and prompts are dropped."
+        "matching examples, pairs and prompts are dropped (default: none)."
     ))
 
     # How.
@@ -138,11 +138,11 @@ class TrainConfig(BaseModel):
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     lora_target_modules: list[str] | None = Field(None, description=(
-        "Modules that get adapters; default: attention and MLP projections for the model's architecture, "
-        "else all linear layers."
+        "Modules that get adapters (default: attention and MLP projections for the model's architecture, "
+        "else all linear layers)."
     ))
     chat_template: Path | None = Field(None, description=(
-        "A .jinja chat template to train (and save) with instead of the tokenizer's."
+        "A .jinja chat template to train (and save) with instead of the tokenizer's (default: the tokenizer's)."
     ))
     template_fix: bool = Field(True, description=(
         "Apply the audit's fixes (merge the system prompt into the first user turn; add generation "
@@ -151,10 +151,10 @@ class TrainConfig(BaseModel):
 
     # Hyper-parameters (every stage of sft-then-dpo; per-stage overrides go in sft_args / dpo_args).
     epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (default: none; `epochs` decides).")
     lr: float | None = Field(None, gt=0, description=(
-        "Peak learning rate. Default by objective and adapter: SFT 2e-5 full, 2e-4 LoRA; DPO 1e-6 full, "
-        "5e-6 LoRA; GRPO 1e-6 full, 1e-5 LoRA. Given, it applies to both stages of sft-then-dpo."
+        "Peak learning rate; given, it applies to both stages of sft-then-dpo (default: by objective and adapter: "
+        "SFT 2e-5 full, 2e-4 LoRA; DPO 1e-6 full, 5e-6 LoRA; GRPO 1e-6 full, 1e-5 LoRA)."
     ))
     lr_scheduler: str = Field("cosine", description="transformers scheduler name (linear, cosine, constant, ...).")
     warmup: float = Field(0.03, ge=0, description="Warm-up: a ratio of total steps when < 1, else a number of steps.")
@@ -172,18 +172,18 @@ class TrainConfig(BaseModel):
         "auto picks bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."
     ))
     attn_implementation: str | None = Field(None, description=(
-        "Attention kernel passed to transformers (e.g. sdpa, flash_attention_2)."
+        "Attention kernel passed to transformers (e.g. sdpa, flash_attention_2) (default: transformers' choice)."
     ))
     seed: int = Field(42, description="Seed for data mixing, shuffling, sampling and initialisation.")
 
     # DPO and GRPO.
     beta: float | None = Field(None, ge=0, description=(
-        "DPO: how far the policy may move from the reference (TRL default 0.1). GRPO: KL coefficient "
-        "(TRL default 0.0: no reference model is loaded)."
+        "DPO: how far the policy may move from the reference. GRPO: KL coefficient (default: TRL's: 0.1 for "
+        "DPO; 0.0 for GRPO, so no reference model is loaded)."
     ))
     loss_type: str | None = Field(None, description=(
-        "TRL loss name. DPO: sigmoid (default), ipo, hinge, robust, apo_zero, ... (comma-separated ones are "
-        "combined). GRPO: dapo (default), grpo, dr_grpo, bnpo, ..."
+        "TRL loss name. DPO: sigmoid, ipo, hinge, robust, apo_zero, ... (comma-separated ones are combined). "
+        "GRPO: dapo, grpo, dr_grpo, bnpo, ... (default: TRL's: sigmoid for DPO, dapo for GRPO)."
     ))
 
     # GRPO.
@@ -216,7 +216,7 @@ class TrainConfig(BaseModel):
         "Also write OUT/merged: the base model with the adapter merged in, for vLLM."
     ))
     report_to: list[str] = Field(default_factory=list, description=(
-        "Trackers for transformers to report to (tensorboard, wandb, ...)."
+        "Trackers for transformers to report to (tensorboard, wandb, ...) (default: none)."
     ))
     sft_args: dict[str, Any] = Field(default_factory=dict, description=(
         "Extra trl.SFTConfig fields for SFT (and the SFT stage of sft-then-dpo), passed through as given; "

@@ -8,6 +8,7 @@ serves SFT conversations, DPO pairs (`train.pairs`) and GRPO prompts.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence

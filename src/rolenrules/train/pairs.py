@@ -69,7 +69,7 @@ class PreferencePair(BaseModel):
 
     def held_out_ids(self) -> set[str]:
         """Ids under which this pair's system prompt may be held out (see `heldout.held_out_ids`)."""
-        from rolenrules.evaluate.bench import system_text_id
+        from rolenrules.heldout import system_text_id
 
         ids = {system_text_id(self.system_text)} if self.system_text else set()
         meta = self.metadata.get("system_prompt_id")
