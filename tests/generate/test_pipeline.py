@@ -20,8 +20,11 @@ from rolenrules.testing.scripted import last_user, schema_name, teacher_reply
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _seeds(shared_data: Path) -> Path:
-    return shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"
+SEEDS = Path(__file__).resolve().parents[1] / "data" / "self_instruct_seed_tasks.jsonl"
+
+
+def _seeds(_: object = None) -> Path:
+    return SEEDS
 
 
 def _generate(server, out: Path, *extra: str, seeds: Path | str) -> None:  # noqa: ANN001
@@ -36,11 +39,11 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_end_to_end_accounts_for_every_seed(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_end_to_end_accounts_for_every_seed(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "8", "--verifiable-rules", "1", "--rule-types", "punctuation:no_comma",
-         seeds=_seeds(shared_data))
+         seeds=_seeds())
     kept = list(read_examples(out))
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 8 * 5
@@ -63,43 +66,43 @@ def test_end_to_end_accounts_for_every_seed(fake_server, shared_data: Path, tmp_
     assert "Dataset card" in card and "punctuation:no_comma" in card and "| kept |" in card
 
 
-def test_rerun_of_a_finished_run_sends_nothing_and_rewrites_nothing(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_rerun_of_a_finished_run_sends_nothing_and_rewrites_nothing(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
-    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=_seeds(shared_data))
+    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=_seeds())
     before = server.requests
     stamp = out.stat().st_mtime_ns
-    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=_seeds(shared_data))
+    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=_seeds())
     assert server.requests == before
     assert out.stat().st_mtime_ns == stamp
 
 
-def test_changed_options_on_an_existing_run_are_refused(fake_server, shared_data: Path, tmp_path: Path,
+def test_changed_options_on_an_existing_run_are_refused(fake_server, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
-    _generate(server, out, "--num-prompts", "1", "--verifiable-rules", "0", seeds=_seeds(shared_data))
+    _generate(server, out, "--num-prompts", "1", "--verifiable-rules", "0", seeds=_seeds())
     with pytest.raises(SystemExit) as info:
-        main(["generate", "--input", str(_seeds(shared_data)), "--teacher", "openai:any", "--base-url",
+        main(["generate", "--input", str(_seeds()), "--teacher", "openai:any", "--base-url",
               server.base_url, "--out", str(out), "--num-prompts", "2", "--verifiable-rules", "0", "--quiet"])
     assert info.value.code == 2
     assert "different options" in capsys.readouterr().err
 
 
-def test_flaky_server_run_completes(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_flaky_server_run_completes(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     faults = Faults(rate=0.2, weights={"429": 1, "500": 1, "stall": 1, "malformed": 1, "empty": 1}, seed=7,
                     retry_after=0.01, stall_seconds=3)
     server = fake_server(reply=teacher_reply(), faults=faults)
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "4", "--k", "3", "--verifiable-rules", "0", "--timeout", "1",
-         seeds=_seeds(shared_data))
+         seeds=_seeds())
     kept = list(read_examples(out))
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 12
     assert len(kept) >= 10
 
 
-def test_failing_reply_is_regenerated_with_feedback(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_failing_reply_is_regenerated_with_feedback(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     def answer(body: dict[str, Any]) -> str:
         fixed = "Your last reply broke" in last_user(body)
         return "A fixed answer without any commas." if fixed else "A first answer, with a comma."
@@ -107,7 +110,7 @@ def test_failing_reply_is_regenerated_with_feedback(fake_server, shared_data: Pa
     server = fake_server(reply=teacher_reply(answer=answer))
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "2", "--k", "2", "--verifiable-rules", "1", "--rules", "2",
-         "--rule-types", "punctuation:no_comma", seeds=_seeds(shared_data))
+         "--rule-types", "punctuation:no_comma", seeds=_seeds())
     kept = list(read_examples(out))
     assert len(kept) == 4
     for example in kept:
@@ -119,11 +122,11 @@ def test_failing_reply_is_regenerated_with_feedback(fake_server, shared_data: Pa
     assert feedback[0]["messages"][-2] == {"role": "assistant", "content": "A first answer, with a comma."}
 
 
-def test_reply_failing_every_attempt_is_rejected_with_its_reason(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_reply_failing_every_attempt_is_rejected_with_its_reason(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply(judge_pass=lambda body, n: False))
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "1", "--k", "2", "--verifiable-rules", "0", "--rules", "2",
-         "--max-attempts", "2", seeds=_seeds(shared_data))
+         "--max-attempts", "2", seeds=_seeds())
     assert out.read_text() == ""
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(rejects) == 2
@@ -132,11 +135,11 @@ def test_reply_failing_every_attempt_is_rejected_with_its_reason(fake_server, sh
         assert "after 2 attempts" in reject["reason"] and "checked" in reject["reason"]
 
 
-def test_conflict_turns_push_against_a_rule(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_conflict_turns_push_against_a_rule(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply(answer=lambda body: "Sure thing and no commas here."))
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "2", "--k", "2", "--conflict-rate", "1.0", "--verifiable-rules", "1",
-         "--rule-types", "punctuation:no_comma", seeds=_seeds(shared_data))
+         "--rule-types", "punctuation:no_comma", seeds=_seeds())
     kept = list(read_examples(out))
     assert len(kept) == 4
     for example in kept:
@@ -169,7 +172,7 @@ def test_multi_turn_sources_keep_user_turns_and_regenerate_assistant_turns(fake_
     assert second and second[0]["messages"][2]["content"].startswith("new answer to question")
 
 
-def test_near_duplicate_system_prompts_are_dropped(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_near_duplicate_system_prompts_are_dropped(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     def reply(body: dict[str, Any]) -> str:
         if schema_name(body) == "TeacherSystemPrompt":
             return json.dumps({"role": "You are Nova, the one and only shop assistant for Acme.",
@@ -179,7 +182,7 @@ def test_near_duplicate_system_prompts_are_dropped(fake_server, shared_data: Pat
     server = fake_server(reply=reply)
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "3", "--k", "2", "--verifiable-rules", "0", "--rules", "1",
-         seeds=_seeds(shared_data))
+         seeds=_seeds())
     kept = list(read_examples(out))
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(kept) == 2 and {e.metadata["prompt_index"] for e in kept} == {0}
@@ -187,7 +190,7 @@ def test_near_duplicate_system_prompts_are_dropped(fake_server, shared_data: Pat
     assert "near-duplicate of prompt 0" in rejects[0]["reason"]
 
 
-def test_bad_options_fail_before_any_request(fake_server, shared_data: Path, tmp_path: Path,
+def test_bad_options_fail_before_any_request(fake_server, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     cases = [
@@ -199,7 +202,7 @@ def test_bad_options_fail_before_any_request(fake_server, shared_data: Path, tmp
     ]
     for extra, message in cases:
         with pytest.raises(SystemExit) as info:
-            main(["generate", "--input", str(_seeds(shared_data)), "--teacher", "openai:any", "--base-url",
+            main(["generate", "--input", str(_seeds()), "--teacher", "openai:any", "--base-url",
                   server.base_url, "--out", str(tmp_path / "x.jsonl"), "--quiet", *extra])
         assert info.value.code == 2, extra
         assert message in capsys.readouterr().err, extra
@@ -207,11 +210,11 @@ def test_bad_options_fail_before_any_request(fake_server, shared_data: Path, tmp
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_yaml_config_with_flag_override(fake_server, shared_data: Path, tmp_path: Path,
+def test_yaml_config_with_flag_override(fake_server, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     config = tmp_path / "gen.yaml"
-    config.write_text(f"input: {_seeds(shared_data)}\nteacher: openai:any\nbase-url: {server.base_url}\n"
+    config.write_text(f"input: {_seeds()}\nteacher: openai:any\nbase-url: {server.base_url}\n"
                       "num_prompts: 5\nk: 2\nverifiable_rules: 0\nquiet: true\n")
     out = tmp_path / "out.jsonl"
     with pytest.raises(SystemExit) as info:
@@ -230,8 +233,8 @@ def _cli(seeds: Path, out: Path, base_url: str) -> list[str]:
             "--concurrency", "2", "--quiet"]
 
 
-def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    seeds = _seeds(shared_data)
+def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
+    seeds = _seeds()
     reference = fake_server(reply=teacher_reply(), latency=0.03)
     subprocess.run(_cli(seeds, tmp_path / "ref.jsonl", reference.base_url), check=True, timeout=300)
     expected = {e.id for e in read_examples(tmp_path / "ref.jsonl")}
@@ -267,14 +270,30 @@ def test_readme_quickstart_config_runs(fake_server, tmp_path: Path, monkeypatch:
     assert all(len(e.system_prompt.rules) == 2 for e in kept)
 
 
-def test_server_outage_failures_are_retried_on_resume(fake_server, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    down = fake_server(reply=teacher_reply(), faults=Faults(rate=1.0, weights={"500": 1}))
+def test_server_outage_failures_are_retried_on_resume(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """The teacher starts failing after the run began: its conversations are failed (retryable), kept out
+    of the output, the run exits incomplete (3); once the server is back the same command finishes them."""
+    state = {"down": True}
+    script = teacher_reply()
+
+    def reply(body: dict[str, Any]) -> str:
+        answering = schema_name(body) is None and body["messages"][0]["role"] == "system"
+        if state["down"] and answering:
+            raise RuntimeError("outage")  # the fake server answers HTTP 500
+        return script(body)
+
+    server = fake_server(reply=reply)
     out = tmp_path / "out.jsonl"
-    args = ("--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0")
-    _generate(down, out, *args, seeds=_seeds(shared_data))
+    args = ["generate", "--input", str(SEEDS), "--teacher", "openai:any", "--base-url", server.base_url, "--out",
+            str(out), "--quiet", "--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0"]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 3
+    assert out.read_text() == ""
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(rejects) == 4 and all(r["status"] == "failed" and "HTTP 500" in r["reason"] for r in rejects)
-    up = fake_server(reply=teacher_reply())  # the server is back (at another address: not part of the run's identity)
-    _generate(up, out, *args, seeds=_seeds(shared_data))
+    assert "Incomplete" in (tmp_path / "out.jsonl.card.md").read_text()
+    state["down"] = False
+    _generate(server, out, *args[9:], seeds=SEEDS)
     assert len(list(read_examples(out))) == 4
     assert _rows(tmp_path / "out.jsonl.rejects.jsonl") == []

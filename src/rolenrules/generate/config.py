@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rolenrules.errors import ConfigError
-from rolenrules.records import stable_id
+from rolenrules.llm.preflight import check_url
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
@@ -68,6 +68,13 @@ class GenerateConfig(BaseModel):
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
 
+    @field_validator("base_url", "judge_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> GenerateConfig:
         low, high = parse_range(self.rules, "rules")
@@ -114,11 +121,12 @@ class GenerateConfig(BaseModel):
     def card_path(self) -> Path:
         return Path(self.card) if self.card else Path(str(self.out).rstrip("/") + ".card.md")
 
-    def fingerprint(self) -> str:
-        """What decides the run's content; a resumed run must match it (operational knobs excluded)."""
-        keep = self.model_dump(exclude={"out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries",
-                                        "cache", "quiet", "price_per_1k", "base_url", "judge_base_url"})
-        return stable_id(keep, length=20)
+    def identity(self) -> dict[str, Any]:
+        """The options that decide the run's content; a resumed run must match them (where outputs
+        go and operational knobs such as concurrency, timeouts and server URLs are left out)."""
+        return self.model_dump(mode="json", exclude={
+            "out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries", "cache", "quiet",
+            "price_per_1k", "base_url", "judge_base_url"})
 
 
 def build_config(values: dict[str, Any], source: str = "options") -> GenerateConfig:

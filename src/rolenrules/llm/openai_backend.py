@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
+from rolenrules.errors import ConfigError
 from rolenrules.llm.base import ChatRequest, ChatResult, InvalidReplyError, LLMError
+from rolenrules.llm.preflight import check_url
 from rolenrules.records import Usage
 
 #: Placeholder key for local servers that need none (the SDK insists on some value).
@@ -29,7 +32,17 @@ class OpenAIBackend:
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.identity = f"openai:{model}"
-        key = api_key or os.environ.get("OPENAI_API_KEY") or _NO_KEY
+        if self.base_url is not None:
+            try:
+                check_url(self.base_url)
+            except ValueError as error:
+                raise ConfigError(f"{self.identity}: --base-url: {error}") from None
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key and (self.base_url is None or urlsplit(self.base_url).hostname == "api.openai.com"):
+            # Found here, before any request: otherwise every call fails, each after its retries.
+            raise ConfigError(f"{self.identity}: no API key for api.openai.com: set OPENAI_API_KEY, or give "
+                              "--base-url for a local OpenAI-compatible server")
+        key = key or _NO_KEY
         http_client: Any = None
         if transport == "aiohttp":
             http_client = openai.DefaultAioHttpClient(timeout=timeout)
