@@ -13,6 +13,7 @@ from rolenrules.cli import main
 from rolenrules.testing.scripted import teacher_reply
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "experiment.yaml"
+SEEDS = Path(__file__).resolve().parents[1] / "data" / "self_instruct_seed_tasks.jsonl"
 
 
 def _experiment(tmp_path: Path, server_url: str, model_dir: Path, seeds: Path) -> Path:
@@ -29,10 +30,10 @@ def _experiment(tmp_path: Path, server_url: str, model_dir: Path, seeds: Path) -
     return path
 
 
-def test_rnr_run_end_to_end_then_skips_everything(fake_server, tiny_model_dir: Path, shared_data: Path,
+def test_rnr_run_end_to_end_then_skips_everything(fake_server, tiny_model_dir: Path,
                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
-    seeds = shared_data / "instructions" / "self_instruct_seed_tasks.jsonl"
+    seeds = SEEDS
     experiment = _experiment(tmp_path, server.base_url, tiny_model_dir, seeds)
     with pytest.raises(SystemExit) as info:
         main(["run", str(experiment)])

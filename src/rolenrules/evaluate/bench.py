@@ -87,6 +87,24 @@ def final_user_prefix(messages: Sequence[Message]) -> list[Message]:
     return list(messages[: last + 1])
 
 
+def _check_rule_params(example: Example, rules: list[Rule], path: str, line: int | None) -> None:
+    """Every verifiable rule names a known type with valid parameters: found at load, not after model calls."""
+    from rolenrules.rules import REGISTRY
+
+    where = "system_prompt.rules" if example.system_prompt is not None and example.system_prompt.rules else "metadata.rules"
+    for index, rule in enumerate(rules):
+        if rule.kind != "verifiable" or not rule.type:
+            continue
+        if rule.type not in REGISTRY:
+            raise DataError(f"example {example.id!r}: unknown rule type {rule.type!r}", path=path, line=line,
+                            field=f"{where}[{index}].type")
+        try:
+            REGISTRY[rule.type].parse(rule.params)
+        except ConfigError as error:
+            raise DataError(f"example {example.id!r}: {error}", path=path, line=line,
+                            field=f"{where}[{index}].params") from None
+
+
 def _prepare(example: Example, path: str, line: int | None) -> Example:
     """Validate one benchmark record: a user turn last (after trimming) and at least one rule."""
     try:
@@ -97,6 +115,7 @@ def _prepare(example: Example, path: str, line: int | None) -> Example:
     if not rules:
         raise DataError("no rules to score: give `system_prompt.rules` or `metadata.rules`", path=path, line=line,
                         field="system_prompt")
+    _check_rule_params(example, rules, path, line)
     messages = list(example.messages)
     if example.system_prompt is not None and (not messages or messages[0].role != "system"):
         messages.insert(0, Message(role="system", content=example.system_prompt.render()))

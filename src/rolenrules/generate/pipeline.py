@@ -159,6 +159,8 @@ def input_digest(path: str) -> str:
     if path.startswith("hf://"):
         return "hub:" + path
     root = Path(path)
+    if not root.exists():
+        return "missing"
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     digest = hashlib.sha256()
     block = 16 << 20
