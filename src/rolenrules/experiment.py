@@ -321,28 +321,28 @@ class Experiment:
                             per_prompt=self.config.bench.per_prompt)
         self.echo(f"[bench] {stats.examples} examples under {stats.system_prompts} held-out system prompts "
                   f"(of {stats.candidate_prompts}) → {self.bench_path}")
-        if stats.examples < min(size, MIN_BENCH_EXAMPLES):
+        if stats.examples < MIN_BENCH_EXAMPLES:
             self.echo(f"[bench] warning: only {stats.examples} benchmark examples (under {MIN_BENCH_EXAMPLES}): "
                       "its intervals will be wide")
 
     def _training_examples(self) -> tuple[int, int]:
-        """(generated examples left for training, held-out system prompts)."""
+        """(generated examples left for training, all generated examples)."""
         from rolenrules.evaluate import exclude_path, read_exclusions
         from rolenrules.io import read_examples
         from rolenrules.train.data import prompt_ids
 
         held_out = read_exclusions(exclude_path(self.bench_path))
-        left = sum(1 for e in read_examples(self.generated) if not prompt_ids(e) & held_out)
-        return left, len(held_out)
+        generated = [bool(prompt_ids(e) & held_out) for e in read_examples(self.generated)]
+        return generated.count(False), len(generated)
 
     def stage_train(self, fresh: bool) -> None:
         from rolenrules.train import train
 
-        left, held_out = self._training_examples()
+        left, generated = self._training_examples()
         if left == 0:
-            raise ConfigError(f"[train] no generated example is left for training once the benchmark's "
-                              f"{held_out} id(s) of held-out system prompts are excluded: generate more "
-                              "(generate.num_prompts) or hold out fewer (bench.size)")
+            raise ConfigError(f"[train] none of the {generated} generated examples is left for training once the "
+                              "benchmark's system prompts are held out: generate more (generate.num_prompts) or "
+                              "hold out fewer (bench.size)")
         if left < MIN_TRAIN_EXAMPLES:
             self.echo(f"[train] warning: only {left} generated examples to train on (under {MIN_TRAIN_EXAMPLES}): "
                       "the tuned model will differ little from the base")

@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from rolenrules.cli import main
+from rolenrules.io import read_examples
 from rolenrules.testing.scripted import teacher_reply
+from rolenrules.train import TrainConfig
+from rolenrules.train.data import load_exclusions, mix_examples, prompt_ids
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "experiment.yaml"
 SEEDS = Path(__file__).resolve().parents[1] / "data" / "self_instruct_seed_tasks.jsonl"
@@ -37,20 +40,34 @@ def test_rnr_run_end_to_end_then_skips_everything(fake_server, tiny_model_dir: P
     experiment = _experiment(tmp_path, server.base_url, tiny_model_dir, seeds)
     with pytest.raises(SystemExit) as info:
         main(["run", str(experiment)])
-    assert info.value.code in (0, None), capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert info.value.code in (0, None), err
     work = tmp_path / "work"
     assert (work / "generated.jsonl").exists() and (work / "bench.jsonl").exists()
     held_out = set((work / "bench.exclude.txt").read_text().split())
     assert held_out  # the benchmark's system prompts, dropped from training
+    bench_prompts = {e.system_prompt.id for e in read_examples(work / "bench.jsonl")}
+    assert bench_prompts and bench_prompts <= held_out
     assert (work / "model" / "adapter_config.json").exists()
+    # What the model was trained on, rebuilt from its saved config: no benchmark system prompt in it.
+    trained = TrainConfig.model_validate(yaml.safe_load((work / "model" / "rnr_train_config.yaml").read_text()))
+    examples, mixed = mix_examples(trained.data, exclude=load_exclusions(trained.exclude), seed=trained.seed)
+    assert examples and not any(prompt_ids(e) & held_out for e in examples)
+    generated = [e for e in read_examples(work / "generated.jsonl")]
+    assert sum(1 for e in generated if e.system_prompt.id in bench_prompts) == mixed.sources[0].excluded > 0
+    logged = [json.loads(line) for line in (work / "model" / "train_log.jsonl").read_text().splitlines()]
+    assert next(r for r in logged if r["event"] == "data")["sources"][0]["excluded"] == mixed.sources[0].excluded
     for which in ("base", "tuned"):
         summary = json.loads((work / f"eval-{which}" / "summary.json").read_text())
-        assert "pass_rate" in json.dumps(summary)
+        assert summary["complete"] and summary["n_examples"] == 2 and summary["n_errors"] == 0
+        assert 0.0 <= summary["pass_rate"]["value"] <= 1.0
     html = (work / "report.html").read_text()
     assert "<html" in html.lower() and "eval-base" in html and "eval-tuned" in html
+    # Results are readable lines, runs labelled by model; no Python reprs.
+    assert "BenchStats(" not in err and "[bench] 2 examples under 2 held-out system prompts" in err
+    assert f"[eval-base] hf:{tiny_model_dir}: pass-rate" in err and f"eval-tuned = hf:{work / 'model'}" in err
 
     requests = server.requests
-    capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["run", str(experiment)])
     err = capsys.readouterr().err
