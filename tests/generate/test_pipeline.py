@@ -77,16 +77,40 @@ def test_rerun_of_a_finished_run_sends_nothing_and_rewrites_nothing(fake_server,
     assert out.stat().st_mtime_ns == stamp
 
 
-def test_changed_options_on_an_existing_run_are_refused(fake_server, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+def test_changed_options_or_input_on_an_existing_run_are_refused_naming_them(
+        fake_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    server = fake_server(reply=teacher_reply())
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(SEEDS.read_text())
+    out = tmp_path / "out.jsonl"
+    _generate(server, out, "--num-prompts", "1", "--verifiable-rules", "0", seeds=seeds)
+
+    def again(*extra: str) -> str:
+        with pytest.raises(SystemExit) as info:
+            main(["generate", "--input", str(seeds), "--teacher", "openai:any", "--base-url", server.base_url,
+                  "--out", str(out), "--verifiable-rules", "0", "--quiet", *extra])
+        assert info.value.code == 2
+        return capsys.readouterr().err
+
+    assert "different options or inputs (num_prompts: 1 -> 2)" in again("--num-prompts", "2")
+    # the input edited between a crash and the resume: refused, not mixed
+    seeds.write_text(SEEDS.read_text().replace("a", "b", 1))
+    assert "the input's content changed" in again("--num-prompts", "1")
+    assert len(list(read_examples(out))) + len(_rows(tmp_path / "out.jsonl.rejects.jsonl")) == 5
+
+
+def test_an_option_error_found_late_does_not_poison_the_run_folder(fake_server, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    """No API key for OpenAI's own API is found when the client is built, after the run folder exists; the
+    corrected command (another teacher) then runs in the same folder."""
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
-    _generate(server, out, "--num-prompts", "1", "--verifiable-rules", "0", seeds=_seeds())
     with pytest.raises(SystemExit) as info:
-        main(["generate", "--input", str(_seeds()), "--teacher", "openai:any", "--base-url",
-              server.base_url, "--out", str(out), "--num-prompts", "2", "--verifiable-rules", "0", "--quiet"])
-    assert info.value.code == 2
-    assert "different options" in capsys.readouterr().err
+        main(["generate", "--input", str(SEEDS), "--teacher", "openai:gpt-4o-mini", "--out", str(out),
+              "--num-prompts", "1", "--k", "2", "--quiet"])
+    assert info.value.code == 2 and "no API key" in capsys.readouterr().err
+    _generate(server, out, "--num-prompts", "1", "--k", "2", "--verifiable-rules", "0", seeds=SEEDS)
+    assert len(_rows(out)) == 2
 
 
 def test_flaky_server_run_completes(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -190,24 +214,27 @@ def test_near_duplicate_system_prompts_are_dropped(fake_server, tmp_path: Path) 
     assert "near-duplicate of prompt 0" in rejects[0]["reason"]
 
 
-def test_bad_options_fail_before_any_request(fake_server, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--k", "500"], "larger than the dataset"),
+    (["--rules", "7-3"], "inverted"),
+    (["--rules", "2", "--verifiable-rules", "3"], "more rules than"),
+    (["--rule-types", "no:such_rule"], "no:such_rule"),
+    (["--conflict-rate", "2"], "conflict-rate"),
+    (["--templates", "/nonexistent/templates"], "no such folder"),
+    (["--base-url", "not-a-url"], "not a server URL"),
+    (["--judge", "nokind"], "bad model spec"),
+])
+def test_bad_options_fail_before_any_request(fake_server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             extra: list[str], message: str) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
-    cases = [
-        (["--k", "500"], "larger than the dataset"),
-        (["--rules", "7-3"], "inverted"),
-        (["--rules", "2", "--verifiable-rules", "3"], "more rules than"),
-        (["--rule-types", "no:such_rule"], "no:such_rule"),
-        (["--conflict-rate", "2"], "conflict-rate"),
-    ]
-    for extra, message in cases:
-        with pytest.raises(SystemExit) as info:
-            main(["generate", "--input", str(_seeds()), "--teacher", "openai:any", "--base-url",
-                  server.base_url, "--out", str(tmp_path / "x.jsonl"), "--quiet", *extra])
-        assert info.value.code == 2, extra
-        assert message in capsys.readouterr().err, extra
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--input", str(SEEDS), "--teacher", "openai:any", "--base-url", server.base_url,
+              "--out", str(tmp_path / "x.jsonl"), "--quiet", *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
     assert server.requests == 0
-    assert not (tmp_path / "x.jsonl").exists()
+    assert list(tmp_path.iterdir()) == []  # not even a run folder
 
 
 def test_yaml_config_with_flag_override(fake_server, tmp_path: Path,
