@@ -142,13 +142,13 @@ def check_outputs(config: GenerateConfig) -> None:
     if config.cache:
         check_output(config.cache, inputs=inputs, folder=False, what="--cache")
     run = config.run_path
+    local = [Path(i).resolve() for i in inputs if not i.startswith("hf://")]
+    if any(run.resolve() == i or run.resolve() in i.parents for i in local):
+        raise ConfigError(f"--run-dir {run} holds the input {config.input}: give another folder")
     if run.exists() and not run.is_dir():
         raise ConfigError(f"--run-dir {run} is an existing file where a folder is needed")
     if run.is_dir() and any(run.iterdir()) and not (run / "run.sqlite").exists():
         raise ConfigError(f"--run-dir {run} is a folder that holds no rnr run (no run.sqlite): give a new or empty folder")
-    if run.resolve() in [Path(i).resolve() for i in inputs if not i.startswith("hf://")] or any(
-            run.resolve() in Path(i).resolve().parents for i in inputs if not i.startswith("hf://")):
-        raise ConfigError(f"--run-dir {run} holds the input {config.input}: give another folder")
     check_writable(run, what=f"--run-dir {run}")
 
 
