@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from rolenrules._lock import FolderLock
+from rolenrules._lock import LOCK_FILE, FolderLock
 from rolenrules.errors import ConfigError
 from rolenrules.generate.card import render_card
 from rolenrules.generate.config import GenerateConfig
@@ -147,7 +147,7 @@ def check_outputs(config: GenerateConfig) -> None:
         raise ConfigError(f"--run-dir {run} holds the input {config.input}: give another folder")
     if run.exists() and not run.is_dir():
         raise ConfigError(f"--run-dir {run} is an existing file where a folder is needed")
-    if run.is_dir() and any(run.iterdir()) and not (run / "run.sqlite").exists():
+    if run.is_dir() and any(p.name != LOCK_FILE for p in run.iterdir()) and not (run / "run.sqlite").exists():
         raise ConfigError(f"--run-dir {run} is a folder that holds no rnr run (no run.sqlite): give a new or empty folder")
     check_writable(run, what=f"--run-dir {run}")
 
@@ -209,8 +209,8 @@ def generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tu
     check_outputs(config)
     seeds = load_seeds(config)
     plans = make_plans(config, seeds)
-    identity = run_identity(config)
     with FolderLock(config.run_path, what="run folder"):
+        identity = run_identity(config)
         store = RunStore(config.run_path / "run.sqlite")
         try:
             resumed = store.claim(identity)

@@ -35,8 +35,10 @@ async def preflight(*models: tuple[str, LLM]) -> None:
         if id(llm.backend) in seen:
             continue
         seen.add(id(llm.backend))
+        # A backend may offer a quicker `check` (the OpenAI one retries once instead of --max-retries times).
+        check = getattr(llm.backend, "check", None) or llm.backend.complete
         try:
-            result = await llm.backend.complete(_PING)
+            result = await check(_PING)
         except InvalidReplyError:
             continue
         except LLMError as error:
