@@ -16,11 +16,9 @@ import pytest
 
 from rolenrules.cli import main
 from rolenrules.evaluate import EvalConfig, EvalIncomplete, build_bench, read_results, run_eval
-from rolenrules.evaluate.metrics import summarise
-from rolenrules.evaluate.results import EvalResult, ScoredRule
 from rolenrules.judge import Judge
 from rolenrules.llm import BackendOptions, LLMError, make_llm
-from rolenrules.records import Example, Message, Rule, SystemPrompt, Verdict
+from rolenrules.records import Example, Message, Rule, SystemPrompt
 from rolenrules.testing.scripted import schema_name, teacher_reply
 
 SEEDS = Path(__file__).resolve().parents[1] / "data" / "self_instruct_seed_tasks.jsonl"
@@ -155,14 +153,3 @@ def test_eval_with_a_dead_judge_is_incomplete_with_nothing_scored_and_resumes(fa
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["complete"] is True and summary["n_examples"] == 4 and summary["pass_rate"]["value"] == 1.0
     assert judge_server.requests >= 4
-
-
-def test_metrics_with_nothing_scored_are_na_not_zero() -> None:
-    rule = ScoredRule(rule_id="r", text="t", kind="judged", passed=None, source="unscored")
-    role = Verdict(rule_id="role", passed=None, source="unscored")
-    results = [EvalResult(id=f"x{i}", messages=[Message(role="user", content="q")], response="a", rules=[rule],
-                          role=role, passed=False, status="unscored") for i in range(3)]
-    summary = summarise(results, resamples=50)
-    assert summary["pass_rate"]["value"] is None and summary["rule_accuracy"]["value"] is None
-    assert summary["role_adherence"]["value"] is None and summary["role_adherence"]["n_unscored"] == 3
-    assert summary["n_unscored_rules"] == 3

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rolenrules.cli._console import err_console
-from rolenrules.io import FORMATS, ReadStats, check_output, read_examples, write_examples
+from rolenrules.io import FORMATS, ReadStats, ensure_writable_output, read_examples, write_examples
 
 data_app = typer.Typer(help="Dataset conversion and inspection.", no_args_is_help=True)
 
@@ -21,7 +21,7 @@ def convert(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Convert at most this many records.")] = None,
 ) -> None:
     """Convert an instruction dataset into `messages` records."""
-    check_output(dst, inputs=[src])  # before reading: never over the input or a folder rnr did not write
+    ensure_writable_output(dst, inputs=[src])  # before reading: never over the input or a folder rnr did not write
     stats = ReadStats()
     examples = read_examples(src, format=format, skip_invalid=skip_invalid, stats=stats)
     if limit is not None:

@@ -81,24 +81,16 @@ def _rule_counts(result: EvalResult, keep: Callable[[ScoredRule], bool] = lambda
     return followed, scored, len(chosen)
 
 
-def _or_na(estimate: Estimate, scored: bool) -> dict[str, Any]:
-    if not scored:
-        estimate = Estimate(None, None, None, estimate.k, estimate.n)
-    return estimate.as_dict()
-
-
 def _core(results: Sequence[EvalResult], resamples: int, seed: int, confidence: float) -> dict[str, Any]:
     ci = {"resamples": resamples, "seed": seed, "confidence": confidence}
     counts = [_rule_counts(r) for r in results]
     followed = [c[0] for c in counts]
-    # With no rule scored at all there is nothing to report: n/a, not 0%.
-    scored = any(c[1] for c in counts)
     return {
         "n_examples": len(results),
         "n_rules": sum(c[2] for c in counts),
-        "pass_rate": _or_na(ratio_ci([1.0 if r.passed else 0.0 for r in results], **ci), scored),
+        "pass_rate": ratio_ci([1.0 if r.passed else 0.0 for r in results], **ci).as_dict(),
         # Unscored rules count as not followed here; `rule_accuracy_scored` leaves them out.
-        "rule_accuracy": _or_na(ratio_ci(followed, [c[2] for c in counts], **ci), scored),
+        "rule_accuracy": ratio_ci(followed, [c[2] for c in counts], **ci).as_dict(),
         "rule_accuracy_scored": ratio_ci(followed, [c[1] for c in counts], **ci).as_dict(),
         "n_failed_examples": sum(1 for r in results if r.status == "fail"),
         "n_unscored_examples": sum(1 for r in results if r.status == "unscored"),
@@ -143,8 +135,7 @@ def role_adherence(results: Sequence[EvalResult], *, resamples: int = DEFAULT_RE
     if not judged:
         return None
     est = ratio_ci([1.0 if v.passed else 0.0 for v in judged], resamples=resamples, seed=seed, confidence=confidence)
-    scored = any(v.passed is not None for v in judged)
-    return {**_or_na(est, scored), "n_unscored": sum(1 for v in judged if v.passed is None)}
+    return {**est.as_dict(), "n_unscored": sum(1 for v in judged if v.passed is None)}
 
 
 def calibration(results: Sequence[EvalResult]) -> dict[str, Any] | None:

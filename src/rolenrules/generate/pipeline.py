@@ -34,7 +34,7 @@ from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, Promp
 from rolenrules.generate.progress import StageProgress
 from rolenrules.generate.stages import Answered, RuleMix, Teacher, answer_conversation
 from rolenrules.generate.store import RunStore
-from rolenrules.io import atomic_path, check_output, check_writable, read_examples, write_examples, write_jsonl
+from rolenrules.io import atomic_path, ensure_writable_output, check_writable, read_examples, write_examples, write_jsonl
 from rolenrules.judge import Judge
 from rolenrules.llm import LLM, build_llm, parse_spec
 from rolenrules.llm.preflight import preflight
@@ -136,11 +136,11 @@ def check_outputs(config: GenerateConfig) -> None:
             raise ConfigError(f"{option} {path} is the same path as {seen[resolved]}: each output needs its own")
         seen[resolved] = f"{option} {path}"
     inputs = [config.input]
-    check_output(config.out_path, inputs=inputs, what="--out")
-    check_output(config.rejects_path, inputs=inputs, folder=False, what="--rejects")
-    check_output(config.card_path, inputs=inputs, folder=False, what="--card")
+    ensure_writable_output(config.out_path, inputs=inputs, what="--out")
+    ensure_writable_output(config.rejects_path, inputs=inputs, folder=False, what="--rejects")
+    ensure_writable_output(config.card_path, inputs=inputs, folder=False, what="--card")
     if config.cache:
-        check_output(config.cache, inputs=inputs, folder=False, what="--cache")
+        ensure_writable_output(config.cache, inputs=inputs, folder=False, what="--cache")
     run = config.run_path
     local = [Path(i).resolve() for i in inputs if not i.startswith("hf://")]
     if any(run.resolve() == i or run.resolve() in i.parents for i in local):

@@ -74,7 +74,7 @@ def _protected(path: Path) -> str | None:
     return None
 
 
-def check_output(path: str | Path, *, inputs: Iterable[str | Path] = (), folder: bool | None = None,
+def ensure_writable_output(path: str | Path, *, inputs: Iterable[str | Path] = (), folder: bool | None = None,
                  what: str = "output") -> None:
     """Refuse, before any work is done, an output that would destroy something rnr did not write
     or cannot be written at all: `.`, `..`, the home folder, an input or a folder holding one, a
