@@ -34,7 +34,8 @@ from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, Promp
 from rolenrules.generate.progress import StageProgress
 from rolenrules.generate.stages import Answered, RuleMix, Teacher, answer_conversation
 from rolenrules.generate.store import RunStore
-from rolenrules.io import atomic_path, ensure_writable_output, check_writable, read_examples, write_examples, write_jsonl
+from rolenrules.io import (atomic_path, check_writable, ensure_writable_output, read_examples, write_examples,
+                          write_jsonl)
 from rolenrules.judge import Judge
 from rolenrules.llm import LLM, build_llm, parse_spec
 from rolenrules.llm.preflight import preflight

@@ -14,12 +14,12 @@ from pathlib import Path
 from rolenrules.errors import DataError
 from rolenrules.io.formats import FORMATS, detect_format, normalise
 from rolenrules.io.sources import TOO_DEEP, Location, iter_rows
-from rolenrules.io.writers import (OUTPUT_MARKER, atomic_path, ensure_writable_output, check_writable, output_kind,
+from rolenrules.io.writers import (OUTPUT_MARKER, atomic_path, check_writable, ensure_writable_output, output_kind,
                                    write_examples, write_jsonl)
 from rolenrules.records import Example
 
-__all__ = ["FORMATS", "OUTPUT_MARKER", "ReadStats", "atomic_path", "ensure_writable_output", "check_writable", "detect_format",
-           "output_kind", "read_examples", "write_examples", "write_jsonl", "Location"]
+__all__ = ["FORMATS", "OUTPUT_MARKER", "ReadStats", "atomic_path", "check_writable", "detect_format",
+           "ensure_writable_output", "output_kind", "read_examples", "write_examples", "write_jsonl", "Location"]
 
 
 @dataclass

@@ -149,7 +149,8 @@ def _alive(pid: int) -> bool:
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """A temporary path (for a file or a folder) next to `target`, renamed onto it when the block
-    succeeds. An existing folder at `target` is replaced only when rnr wrote it (or it is empty)."""
+    succeeds. A folder written this way carries `OUTPUT_MARKER`; an existing folder at `target` is
+    replaced only when it carries one (rnr wrote it) or is empty."""
     target = Path(target)
     if target.is_dir() and not target.is_symlink() and not is_rnr_folder(target):
         raise ConfigError(f"{target} is a folder rnr did not write (no {OUTPUT_MARKER} in it): refusing to replace it")
@@ -159,6 +160,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     inner = tmp / "data"
     try:
         yield inner
+        if inner.is_dir():  # a folder we wrote says so, so a later write may replace it
+            (inner / OUTPUT_MARKER).write_text(f"written by rnr {__version__}\n", encoding="utf-8")
         if target.is_dir() and not target.is_symlink():
             if not inner.is_dir():
                 raise ConfigError(f"{target} is an existing folder; give a file name")
@@ -231,7 +234,6 @@ def write_hf_folder(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
                                               features=datasets.Features.from_arrow_schema(_arrow_schema()))
         with atomic_path(path) as tmp:
             data.save_to_disk(str(tmp), num_shards=1 if not count else None)
-            (tmp / OUTPUT_MARKER).write_text(f"written by rnr {__version__}\n", encoding="utf-8")
     return count
 
 
