@@ -88,7 +88,7 @@ def test_chat_against_a_closed_port_fails_fast() -> None:
     start = time.monotonic()
     result = _rnr("chat", "--model", "openai:any", "--base-url", f"http://127.0.0.1:{port}/v1", "hi")
     assert time.monotonic() - start < 15
-    assert result.returncode == 2
+    assert result.returncode == 4  # ExitCode.SERVER
     assert "unreachable" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -20,6 +20,13 @@ from rolenrules.testing.scripted import last_user, schema_name, teacher_reply
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+SEEDS = Path(__file__).resolve().parents[1] / "data" / "self_instruct_seed_tasks.jsonl"
+
+
+def _seeds(_: object = None) -> Path:
+    return SEEDS
+
+
 def _generate(server, out: Path, *extra: str, seeds: Path | str) -> None:  # noqa: ANN001
     args = ["generate", "--input", str(seeds), "--teacher", "openai:any", "--base-url", server.base_url,
             "--out", str(out), "--quiet", "--max-retries", "6", "--timeout", "5", *extra]
@@ -32,11 +39,11 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_end_to_end_accounts_for_every_seed(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_end_to_end_accounts_for_every_seed(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "8", "--verifiable-rules", "1", "--rule-types", "punctuation:no_comma",
-         seeds=seed_tasks)
+         seeds=_seeds())
     kept = list(read_examples(out))
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 8 * 5
@@ -59,43 +66,67 @@ def test_end_to_end_accounts_for_every_seed(fake_server, seed_tasks: Path, tmp_p
     assert "Dataset card" in card and "punctuation:no_comma" in card and "| kept |" in card
 
 
-def test_rerun_of_a_finished_run_sends_nothing_and_rewrites_nothing(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_rerun_of_a_finished_run_sends_nothing_and_rewrites_nothing(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
-    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=seed_tasks)
+    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=_seeds())
     before = server.requests
     stamp = out.stat().st_mtime_ns
-    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=seed_tasks)
+    _generate(server, out, "--num-prompts", "3", "--verifiable-rules", "0", seeds=_seeds())
     assert server.requests == before
     assert out.stat().st_mtime_ns == stamp
 
 
-def test_changed_options_on_an_existing_run_are_refused(fake_server, seed_tasks: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+def test_changed_options_or_input_on_an_existing_run_are_refused_naming_them(
+        fake_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    server = fake_server(reply=teacher_reply())
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(SEEDS.read_text())
+    out = tmp_path / "out.jsonl"
+    _generate(server, out, "--num-prompts", "1", "--verifiable-rules", "0", seeds=seeds)
+
+    def again(*extra: str) -> str:
+        with pytest.raises(SystemExit) as info:
+            main(["generate", "--input", str(seeds), "--teacher", "openai:any", "--base-url", server.base_url,
+                  "--out", str(out), "--verifiable-rules", "0", "--quiet", *extra])
+        assert info.value.code == 2
+        return capsys.readouterr().err
+
+    assert "different options or inputs (num_prompts: 1 -> 2)" in again("--num-prompts", "2")
+    # the input edited between a crash and the resume: refused, not mixed
+    seeds.write_text(SEEDS.read_text().replace("a", "b", 1))
+    assert "the input's content changed" in again("--num-prompts", "1")
+    assert len(list(read_examples(out))) + len(_rows(tmp_path / "out.jsonl.rejects.jsonl")) == 5
+
+
+def test_an_option_error_found_late_does_not_poison_the_run_folder(fake_server, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    """No API key for OpenAI's own API is found when the client is built, after the run folder exists; the
+    corrected command (another teacher) then runs in the same folder."""
     server = fake_server(reply=teacher_reply())
     out = tmp_path / "out.jsonl"
-    _generate(server, out, "--num-prompts", "1", "--verifiable-rules", "0", seeds=seed_tasks)
     with pytest.raises(SystemExit) as info:
-        main(["generate", "--input", str(seed_tasks), "--teacher", "openai:any", "--base-url",
-              server.base_url, "--out", str(out), "--num-prompts", "2", "--verifiable-rules", "0", "--quiet"])
-    assert info.value.code == 2
-    assert "different options" in capsys.readouterr().err
+        main(["generate", "--input", str(SEEDS), "--teacher", "openai:gpt-4o-mini", "--out", str(out),
+              "--num-prompts", "1", "--k", "2", "--quiet"])
+    assert info.value.code == 2 and "no API key" in capsys.readouterr().err
+    _generate(server, out, "--num-prompts", "1", "--k", "2", "--verifiable-rules", "0", seeds=SEEDS)
+    assert len(_rows(out)) == 2
 
 
-def test_flaky_server_run_completes(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_flaky_server_run_completes(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     faults = Faults(rate=0.2, weights={"429": 1, "500": 1, "stall": 1, "malformed": 1, "empty": 1}, seed=7,
                     retry_after=0.01, stall_seconds=3)
     server = fake_server(reply=teacher_reply(), faults=faults)
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "4", "--k", "3", "--verifiable-rules", "0", "--timeout", "1",
-         seeds=seed_tasks)
+         seeds=_seeds())
     kept = list(read_examples(out))
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 12
     assert len(kept) >= 10
 
 
-def test_failing_reply_is_regenerated_with_feedback(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_failing_reply_is_regenerated_with_feedback(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     def answer(body: dict[str, Any]) -> str:
         fixed = "Your last reply broke" in last_user(body)
         return "A fixed answer without any commas." if fixed else "A first answer, with a comma."
@@ -103,7 +134,7 @@ def test_failing_reply_is_regenerated_with_feedback(fake_server, seed_tasks: Pat
     server = fake_server(reply=teacher_reply(answer=answer))
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "2", "--k", "2", "--verifiable-rules", "1", "--rules", "2",
-         "--rule-types", "punctuation:no_comma", seeds=seed_tasks)
+         "--rule-types", "punctuation:no_comma", seeds=_seeds())
     kept = list(read_examples(out))
     assert len(kept) == 4
     for example in kept:
@@ -115,11 +146,11 @@ def test_failing_reply_is_regenerated_with_feedback(fake_server, seed_tasks: Pat
     assert feedback[0]["messages"][-2] == {"role": "assistant", "content": "A first answer, with a comma."}
 
 
-def test_reply_failing_every_attempt_is_rejected_with_its_reason(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_reply_failing_every_attempt_is_rejected_with_its_reason(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply(judge_pass=lambda body, n: False))
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "1", "--k", "2", "--verifiable-rules", "0", "--rules", "2",
-         "--max-attempts", "2", seeds=seed_tasks)
+         "--max-attempts", "2", seeds=_seeds())
     assert out.read_text() == ""
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(rejects) == 2
@@ -128,11 +159,11 @@ def test_reply_failing_every_attempt_is_rejected_with_its_reason(fake_server, se
         assert "after 2 attempts" in reject["reason"] and "checked" in reject["reason"]
 
 
-def test_conflict_turns_push_against_a_rule(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_conflict_turns_push_against_a_rule(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply(answer=lambda body: "Sure thing and no commas here."))
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "2", "--k", "2", "--conflict-rate", "1.0", "--verifiable-rules", "1",
-         "--rule-types", "punctuation:no_comma", seeds=seed_tasks)
+         "--rule-types", "punctuation:no_comma", seeds=_seeds())
     kept = list(read_examples(out))
     assert len(kept) == 4
     for example in kept:
@@ -165,7 +196,7 @@ def test_multi_turn_sources_keep_user_turns_and_regenerate_assistant_turns(fake_
     assert second and second[0]["messages"][2]["content"].startswith("new answer to question")
 
 
-def test_near_duplicate_system_prompts_are_dropped(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_near_duplicate_system_prompts_are_dropped(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
     def reply(body: dict[str, Any]) -> str:
         if schema_name(body) == "TeacherSystemPrompt":
             return json.dumps({"role": "You are Nova, the one and only shop assistant for Acme.",
@@ -175,7 +206,7 @@ def test_near_duplicate_system_prompts_are_dropped(fake_server, seed_tasks: Path
     server = fake_server(reply=reply)
     out = tmp_path / "out.jsonl"
     _generate(server, out, "--num-prompts", "3", "--k", "2", "--verifiable-rules", "0", "--rules", "1",
-         seeds=seed_tasks)
+         seeds=_seeds())
     kept = list(read_examples(out))
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(kept) == 2 and {e.metadata["prompt_index"] for e in kept} == {0}
@@ -183,31 +214,34 @@ def test_near_duplicate_system_prompts_are_dropped(fake_server, seed_tasks: Path
     assert "near-duplicate of prompt 0" in rejects[0]["reason"]
 
 
-def test_bad_options_fail_before_any_request(fake_server, seed_tasks: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--k", "500"], "larger than the dataset"),
+    (["--rules", "7-3"], "inverted"),
+    (["--rules", "2", "--verifiable-rules", "3"], "more rules than"),
+    (["--rule-types", "no:such_rule"], "no:such_rule"),
+    (["--conflict-rate", "2"], "conflict-rate"),
+    (["--templates", "/nonexistent/templates"], "no such folder"),
+    (["--base-url", "not-a-url"], "not a server URL"),
+    (["--judge", "nokind"], "bad model spec"),
+])
+def test_bad_options_fail_before_any_request(fake_server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             extra: list[str], message: str) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
-    cases = [
-        (["--k", "500"], "larger than the dataset"),
-        (["--rules", "7-3"], "inverted"),
-        (["--rules", "2", "--verifiable-rules", "3"], "more rules than"),
-        (["--rule-types", "no:such_rule"], "no:such_rule"),
-        (["--conflict-rate", "2"], "conflict-rate"),
-    ]
-    for extra, message in cases:
-        with pytest.raises(SystemExit) as info:
-            main(["generate", "--input", str(seed_tasks), "--teacher", "openai:any", "--base-url",
-                  server.base_url, "--out", str(tmp_path / "x.jsonl"), "--quiet", *extra])
-        assert info.value.code == 2, extra
-        assert message in capsys.readouterr().err, extra
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--input", str(SEEDS), "--teacher", "openai:any", "--base-url", server.base_url,
+              "--out", str(tmp_path / "x.jsonl"), "--quiet", *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
     assert server.requests == 0
-    assert not (tmp_path / "x.jsonl").exists()
+    assert list(tmp_path.iterdir()) == []  # not even a run folder
 
 
-def test_yaml_config_with_flag_override(fake_server, seed_tasks: Path, tmp_path: Path,
+def test_yaml_config_with_flag_override(fake_server, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
     config = tmp_path / "gen.yaml"
-    config.write_text(f"input: {seed_tasks}\nteacher: openai:any\nbase-url: {server.base_url}\n"
+    config.write_text(f"input: {_seeds()}\nteacher: openai:any\nbase-url: {server.base_url}\n"
                       "num_prompts: 5\nk: 2\nverifiable_rules: 0\nquiet: true\n")
     out = tmp_path / "out.jsonl"
     with pytest.raises(SystemExit) as info:
@@ -226,8 +260,8 @@ def _cli(seeds: Path, out: Path, base_url: str) -> list[str]:
             "--concurrency", "2", "--quiet"]
 
 
-def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    seeds = seed_tasks
+def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
+    seeds = _seeds()
     reference = fake_server(reply=teacher_reply(), latency=0.03)
     subprocess.run(_cli(seeds, tmp_path / "ref.jsonl", reference.base_url), check=True, timeout=300)
     expected = {e.id for e in read_examples(tmp_path / "ref.jsonl")}
@@ -263,14 +297,30 @@ def test_readme_quickstart_config_runs(fake_server, tmp_path: Path, monkeypatch:
     assert all(len(e.system_prompt.rules) == 2 for e in kept)
 
 
-def test_server_outage_failures_are_retried_on_resume(fake_server, seed_tasks: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    down = fake_server(reply=teacher_reply(), faults=Faults(rate=1.0, weights={"500": 1}))
+def test_server_outage_failures_are_retried_on_resume(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """The teacher starts failing after the run began: its conversations are failed (retryable), kept out
+    of the output, the run exits incomplete (3); once the server is back the same command finishes them."""
+    state = {"down": True}
+    script = teacher_reply()
+
+    def reply(body: dict[str, Any]) -> str:
+        answering = schema_name(body) is None and body["messages"][0]["role"] == "system"
+        if state["down"] and answering:
+            raise RuntimeError("outage")  # the fake server answers HTTP 500
+        return script(body)
+
+    server = fake_server(reply=reply)
     out = tmp_path / "out.jsonl"
-    args = ("--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0")
-    _generate(down, out, *args, seeds=seed_tasks)
+    args = ["generate", "--input", str(SEEDS), "--teacher", "openai:any", "--base-url", server.base_url, "--out",
+            str(out), "--quiet", "--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0"]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 3
+    assert out.read_text() == ""
     rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
     assert len(rejects) == 4 and all(r["status"] == "failed" and "HTTP 500" in r["reason"] for r in rejects)
-    up = fake_server(reply=teacher_reply())  # the server is back (at another address: not part of the run's identity)
-    _generate(up, out, *args, seeds=seed_tasks)
+    assert "Incomplete" in (tmp_path / "out.jsonl.card.md").read_text()
+    state["down"] = False
+    _generate(server, out, *args[9:], seeds=SEEDS)
     assert len(list(read_examples(out))) == 4
     assert _rows(tmp_path / "out.jsonl.rejects.jsonl") == []

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from rolenrules import __version__
-from rolenrules.errors import RnrError
+from rolenrules.errors import ExitCode, RnrError
 from rolenrules.llm.registry import BACKENDS
 
 
@@ -55,15 +55,51 @@ for _name in _COMMAND_MODULES:
     importlib.import_module(f"rolenrules.cli.{_name}").register(app)
 
 
+INTERRUPTED = "interrupted — run the same command to resume"
+
+
+def _say(label: str, message: str) -> None:
+    from rich.markup import escape
+
+    from rolenrules.cli._console import err_console
+
+    colour = "yellow" if label != "error" else "red"
+    err_console.print(f"[bold {colour}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _interrupted() -> None:
+    from rolenrules.cli._console import err_console
+
+    err_console.print(f"[bold yellow]{INTERRUPTED}[/]", highlight=False, soft_wrap=True)
+
+
+def _os_error(error: OSError) -> str:
+    """`No space left on device: 'out.jsonl'` — the cause and the file, without a traceback."""
+    what = error.strerror or str(error) or type(error).__name__
+    files = [str(f) for f in (error.filename, error.filename2) if f]
+    return what + (f": {' -> '.join(files)}" if files else "")
+
+
 def main(argv: list[str] | None = None) -> None:
+    """The `rnr` entry point. Exit codes are `errors.ExitCode` (documented in the README)."""
+    import sqlite3
+
     try:
         app(args=argv)
-    except RnrError as error:
-        from rich.markup import escape
-
-        from rolenrules.cli._console import err_console
-
-        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-        sys.exit(error.exit_code)
+    except SystemExit as done:
+        # typer turns Ctrl-C inside a command into exit code 130, silently.
+        if done.code == ExitCode.INTERRUPTED:
+            _interrupted()
+        raise
     except KeyboardInterrupt:
-        sys.exit(130)
+        _interrupted()
+        sys.exit(ExitCode.INTERRUPTED)
+    except RnrError as error:
+        _say(error.label, str(error))
+        sys.exit(error.exit_code)
+    except OSError as error:  # a full disk, a permission denied: the user's to fix, not a bug of ours
+        _say("error", _os_error(error))
+        sys.exit(ExitCode.ERROR)
+    except sqlite3.Error as error:  # e.g. "database or disk is full" in a run store or cache
+        _say("error", f"SQLite: {error}")
+        sys.exit(ExitCode.ERROR)

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from rolenrules.cli._console import err_console, quiet_datasets
-from rolenrules.errors import ConfigError
-from rolenrules.io import FORMATS, ReadStats, output_kind, read_examples, write_examples
+from rolenrules.io import FORMATS, ReadStats, ensure_writable_output, read_examples, write_examples
+from rolenrules.io.writers import OUTPUTS
 
 data_app = typer.Typer(help="Dataset conversion and inspection.", no_args_is_help=True)
-
-#: What OUT may be, said once for the help and the error.
-OUTPUTS = ".jsonl, .parquet, or a folder (a name without a suffix, or ending in /) for datasets.save_to_disk"
-
-
-def check_output(dst: str) -> None:
-    """Refuse, before reading anything, an OUT that names a file type we do not write (x.csv would
-    otherwise become a datasets folder called x.csv)."""
-    path = Path(dst)
-    if dst.endswith(("/", "\\")) or path.is_dir():
-        return
-    if output_kind(dst) == "hf-folder" and path.suffix:  # output_kind also refuses .json
-        raise ConfigError(f"{dst}: cannot write {path.suffix} files; write {OUTPUTS}")
-
 
 @data_app.command("convert")
 def convert(
@@ -36,7 +21,7 @@ def convert(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Convert at most this many records.")] = None,
 ) -> None:
     """Convert an instruction dataset into `messages` records."""
-    check_output(dst)
+    ensure_writable_output(dst, inputs=[src])  # before reading: never over the input or a folder rnr did not write
     quiet_datasets()
     stats = ReadStats()
     examples = read_examples(src, format=format, skip_invalid=skip_invalid, stats=stats)

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from rolenrules.cli._console import err_console
 from rolenrules.console import setup_logging
 
+_STAGES = "generate, bench, train, eval-base, eval-tuned, report"
+
 
 def run(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML (see examples/experiment.yaml).")],
+    force: Annotated[Optional[list[str]], typer.Option(
+        "--force", metavar="STAGE", help=f"Redo this stage (repeatable), and the stages that read its output: {_STAGES}.")] = None,
+    start: Annotated[Optional[str], typer.Option(
+        "--from", metavar="STAGE", help="Redo this stage and every stage after it.")] = None,
 ) -> None:
-    """Run the whole RNR method; each stage resumes or is skipped when already complete."""
+    """Run the whole RNR method. A stage is skipped when it is complete and made from the same
+    options and inputs; a stage whose options changed is refused until you ask for it again."""
     from rolenrules.experiment import Experiment, load_experiment
 
-    setup_logging()
     config = load_experiment(experiment)
-    Experiment(config, echo=lambda text: err_console.print(text, markup=False, highlight=False)).run()
+    setup_logging()
+    Experiment(config, echo=lambda text: err_console.print(text, markup=False, highlight=False),
+               name=str(experiment)).run(force=force or (), start=start)
 
 
 def register(app: typer.Typer) -> None:

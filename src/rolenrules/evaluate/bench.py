@@ -65,7 +65,7 @@ def _prepare(example: Example, path: str, line: int | None) -> Example:
         try:
             validate_rule(rule)  # unknown types and bad parameters (a regex that does not compile) fail here
         except ConfigError as error:
-            raise DataError(str(error), path=path, line=line, field=f"{where}[{index}]") from None
+            raise DataError(f"{error} (example {example.id!r})", path=path, line=line, field=f"{where}[{index}]") from None
     messages = list(example.messages)
     if example.system_prompt is not None and (not messages or messages[0].role != "system"):
         messages.insert(0, Message(role="system", content=example.system_prompt.render()))

@@ -3,11 +3,14 @@
     DIR/run.json        what was run: benchmark fingerprint, model, judge, sampling
     DIR/results.jsonl   one `EvalResult` per example, appended as each completes (resume point)
     DIR/summary.json    every metric with bootstrap intervals (`metrics.summarise`)
+    DIR/usage.json      token usage and time of each invocation that built the folder
     DIR/cache.sqlite    the request cache of the model and the judge
 
 Re-running the same command skips examples already in `results.jsonl`; the cache answers any
-request already made. A model that cannot be reached leaves its examples out (they are redone
-on the next run) and makes the run fail after the summary of what did finish is written.
+request already made. A model or a judge that cannot be reached leaves its examples out (a
+server failure is not a verdict: they are redone on the next run) and makes the run end
+incomplete (`EvalIncomplete`) after the summary of what did finish is written. One process at a
+time works in a run folder.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rolenrules import __version__
-from rolenrules.errors import ConfigError, RnrError
+from rolenrules._lock import FolderLock
+from rolenrules.errors import ConfigError, DataError, Incomplete
 from rolenrules.evaluate import metrics
 from rolenrules.evaluate.score_example import check_types, make_result, needs_judge, score_example
 from rolenrules.evaluate.bench import bench_rules, load_bench
@@ -35,13 +40,14 @@ from rolenrules.records import Example, Usage
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 RUN = "run.json"
+USAGE = "usage.json"
 CACHE = "cache.sqlite"
 
 Progress = Callable[[int, int], None]
 
 
-class EvalIncomplete(RnrError):
-    """Some examples could not be answered (model unreachable); re-run the command to resume."""
+class EvalIncomplete(Incomplete):
+    """Some examples could not be answered or judged (a server unreachable); re-run the command to resume."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ def write_summary(out_dir: str | Path, *, resamples: int = metrics.DEFAULT_RESAM
     run = json.loads((out_dir / RUN).read_text(encoding="utf-8")) if (out_dir / RUN).exists() else {}
     summary: dict[str, Any] = {"run": run, "complete": len(results) >= run.get("n_bench", len(results))}
     summary.update(extra or {})
+    summary["complete"] = summary["complete"] and not summary.get("n_errors")
     summary.update(metrics.summarise(results, resamples=resamples, seed=seed, confidence=confidence))
     summary["ifeval"] = ifeval_summaries(results)
     _write_json(out_dir / SUMMARY, summary)
@@ -166,7 +173,8 @@ async def _answer(model: LLM, example: Example, sampling: Sampling) -> tuple[str
 
 
 async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judge: Judge | None,
-                    config: EvalConfig, progress: Progress | None) -> tuple[int, list[str]]:
+                    config: EvalConfig, progress: Progress | None,
+                    sessions: _Sessions | None = None) -> tuple[int, list[str]]:
     results_path = out_dir / RESULTS
     by_id = {e.id: e for e in examples}
     existing = [r for r in read_results(results_path) if r.id in by_id]
@@ -179,9 +187,13 @@ async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judg
         async def rescore(old: EvalResult) -> EvalResult:
             async with limit:
                 example = by_id[old.id]
-                scored, role, calibration = await score_example(example, old.response, judge=judge,
-                                                        role_adherence=config.role_adherence,
-                                                        calibrate=config.calibrate_judge)
+                try:
+                    scored, role, calibration = await score_example(example, old.response, judge=judge,
+                                                            role_adherence=config.role_adherence,
+                                                            calibrate=config.calibrate_judge)
+                except LLMError as failure:  # keeps its old verdicts; counted, so the run is incomplete
+                    failures.append(f"{old.id}: judge: {failure}")
+                    return old
                 return make_result(example, old.response, scored, role, calibration, model=old.model,
                                    judge=judge_name, finish_reason=old.finish_reason, error=old.error)
 
@@ -201,14 +213,21 @@ async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judg
             except LLMError as failure:
                 failures.append(f"{example.id}: {failure}")
                 return
-            scored, role, calibration = await score_example(example, response, judge=judge,
-                                                    role_adherence=config.role_adherence,
-                                                    calibrate=config.calibrate_judge)
+            try:
+                scored, role, calibration = await score_example(example, response, judge=judge,
+                                                        role_adherence=config.role_adherence,
+                                                        calibrate=config.calibrate_judge)
+            except LLMError as failure:
+                # No verdict: left out of the results (the cached response makes the retry cheap).
+                failures.append(f"{example.id}: judge: {failure}")
+                return
         result = make_result(example, response, scored, role, calibration, model=model.identity, judge=judge_name,
                              finish_reason=finish_reason, error=error)
         handle.write(result.model_dump_json() + "\n")
         handle.flush()
         finished += 1
+        if sessions is not None:
+            sessions.update(model, judge)
         if progress:
             progress(finished, total)
 
@@ -247,52 +266,106 @@ def run_eval(bench: str | Path | Sequence[Example], out_dir: str | Path, *, mode
         raise ConfigError("--calibrate-judge needs a judge (--judge SPEC)")
     info = _run_info(examples, bench_name, model, judge, config)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_resume(out_dir, info, examples, config.rescore)
-    if config.rescore and not (out_dir / RESULTS).exists():
-        raise ConfigError(f"--rescore: {out_dir} has no {RESULTS} to re-judge")
-    _write_json(out_dir / RUN, info)
+    with FolderLock(out_dir, what="evaluation folder"):
+        _check_resume(out_dir, info, examples, config.rescore)
+        if config.rescore and not (out_dir / RESULTS).exists():
+            raise ConfigError(f"--rescore: {out_dir} has no {RESULTS} to re-judge")
+        _write_json(out_dir / RUN, info)
+        sessions = _Sessions(out_dir)
 
-    async def go() -> tuple[int, list[str], float]:
-        start = time.perf_counter()
+        async def go() -> tuple[int, list[str]]:
+            try:
+                return await _evaluate(examples, out_dir, model, judge, config, progress, sessions)
+            finally:
+                closing = {id(model): model}
+                if judge is not None:
+                    closing[id(judge.llm)] = judge.llm
+                for llm in closing.values():
+                    await llm.aclose()
+
         try:
-            finished, failures = await _evaluate(examples, out_dir, model, judge, config, progress)
+            finished, failures = asyncio.run(go())
         finally:
-            closing = {id(model): model}
-            if judge is not None:
-                closing[id(judge.llm)] = judge.llm
-            for llm in closing.values():
-                await llm.aclose()
-        return finished, failures, time.perf_counter() - start
-
-    previous = _previous_totals(out_dir)
-    finished, failures, seconds = asyncio.run(go())
-    # Usage and time add up over the invocations that built this folder (a resumed run included).
-    usage = {"model": previous["usage"].get("model", Usage()).add(model.usage).model_dump()}
-    if judge is not None:
-        usage["judge"] = previous["usage"].get("judge", Usage()).add(judge.usage).model_dump()
-    write_summary(out_dir, resamples=config.resamples, seed=config.seed, confidence=config.confidence,
-                  extra={"usage": usage, "seconds": round(previous["seconds"] + seconds, 2),
-                         "n_errors": len(failures)})
+            sessions.update(model, judge, force=True)
+        totals = sessions.totals()
+        write_summary(out_dir, resamples=config.resamples, seed=config.seed, confidence=config.confidence,
+                      extra={"usage": totals["usage"], "seconds": totals["seconds"], "n_errors": len(failures)})
     if failures:
-        raise EvalIncomplete(f"{len(failures)} of {len(examples)} examples got no response (first: {failures[0]}); "
-                             f"results so far are in {out_dir}; re-run the same command to resume")
+        raise EvalIncomplete(f"{len(failures)} of {len(examples)} examples got no response or no verdict (first: "
+                             f"{failures[0]}); results so far are in {out_dir}; re-run the same command to resume")
     return out_dir
 
 
-def _previous_totals(out_dir: Path) -> dict[str, Any]:
+class _Sessions:
+    """Usage and time of each invocation that worked in a run folder (`usage.json`), written as
+    results are, so a killed run still counts what it paid for; the summary reports their sum."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / USAGE
+        self.sessions: dict[str, Any] = {}
+        try:
+            self.sessions = json.loads(self.path.read_text(encoding="utf-8"))["sessions"]
+        except (OSError, ValueError, KeyError, TypeError):
+            legacy = _legacy_totals(out_dir)  # a folder written before usage.json existed
+            if legacy:
+                self.sessions = {"earlier": legacy}
+        self.id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        self.start = time.perf_counter()
+        self.last_write = 0.0
+
+    def update(self, model: LLM, judge: Judge | None, *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last_write < 1.0:
+            return
+        self.last_write = now
+        entry: dict[str, Any] = {"usage": {"model": model.usage.model_dump()}, "seconds": round(now - self.start, 2)}
+        if judge is not None:
+            entry["usage"]["judge"] = judge.usage.model_dump()
+        self.sessions[self.id] = entry
+        _write_json(self.path, {"sessions": self.sessions})
+
+    def totals(self) -> dict[str, Any]:
+        usage: dict[str, Usage] = {}
+        seconds = 0.0
+        for entry in self.sessions.values():
+            seconds += float(entry.get("seconds") or 0.0)
+            for who, value in (entry.get("usage") or {}).items():
+                usage[who] = usage.get(who, Usage()).add(Usage.model_validate(value))
+        return {"usage": {k: v.model_dump() for k, v in usage.items()}, "seconds": round(seconds, 2)}
+
+
+def _legacy_totals(out_dir: Path) -> dict[str, Any] | None:
     try:
         old = json.loads((out_dir / SUMMARY).read_text(encoding="utf-8"))
-        usage = {k: Usage.model_validate(v) for k, v in (old.get("usage") or {}).items()}
-        return {"usage": usage, "seconds": float(old.get("seconds") or 0.0)}
     except (OSError, ValueError):
-        return {"usage": {}, "seconds": 0.0}
+        return None
+    if not isinstance(old, dict) or not old.get("usage"):
+        return None
+    return {"usage": old["usage"], "seconds": float(old.get("seconds") or 0.0)}
 
 
 def load_summary(out_dir: str | Path) -> dict[str, Any]:
+    """A run folder's `summary.json`, checked against its `results.jsonl`: a summary that is not
+    JSON, or results fewer or more than the summary counts (a truncated or edited file, a run
+    still going), stop with one line rather than report n beside other rows."""
     path = Path(out_dir) / SUMMARY
     if not path.exists():
         raise ConfigError(f"{out_dir} is not an evaluation run folder (no {SUMMARY}); run `rnr eval --out {out_dir}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"not a readable summary ({str(error).splitlines()[0][:120]}); re-run `rnr eval` with the "
+                        "same options to rebuild it", path=str(path)) from None
+    if not isinstance(summary, dict):
+        raise DataError("not a summary (expected a JSON object)", path=str(path))
+    expected = summary.get("n_examples")
+    if isinstance(expected, int):
+        found = len(read_results(Path(out_dir) / RESULTS))
+        if found != expected:
+            raise DataError(f"holds {found} results but {SUMMARY} counts {expected} (truncated, edited, or a run "
+                            f"still going?); re-run the same `rnr eval` command to finish and rebuild it",
+                            path=str(Path(out_dir) / RESULTS))
+    return summary
 
 
 __all__ = ["EvalConfig", "EvalIncomplete", "bench_fingerprint", "ifeval_summaries", "load_summary", "run_eval",

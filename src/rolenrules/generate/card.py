@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from rolenrules.generate.config import GenerateConfig
-from rolenrules.records import Example, Usage
+from rolenrules.generate.outcomes import Failure, PromptOutcome, Rejection
+from rolenrules.records import Example, SystemPrompt, Usage
 
 
 def _table(title: str, counts: Counter[str], total_label: str = "count") -> list[str]:
@@ -17,10 +17,18 @@ def _table(title: str, counts: Counter[str], total_label: str = "count") -> list
     return lines + [""]
 
 
-def render_card(config: GenerateConfig, kept: list[Example], rejects: list[dict[str, Any]], *, prompts_ok: int,
-                prompts_dropped: Counter[str], teacher: str, judge: str, teacher_usage: Usage, judge_usage: Usage,
-                templates: dict[str, str]) -> str:
+def render_card(config: GenerateConfig, kept: list[Example], rejects: list[Rejection | Failure],
+                prompts: dict[int, PromptOutcome], *, teacher: str, judge: str, teacher_usage: Usage,
+                judge_usage: Usage, templates: dict[str, str]) -> str:
+    """The card's markdown. `teacher_usage`/`judge_usage` are the run's totals over every invocation."""
     total = len(kept) + len(rejects)
+    failed = [r for r in rejects if isinstance(r, Failure)]
+    rejected = [r for r in rejects if not isinstance(r, Failure)]
+    dedup_dropped = {r.prompt_index for r in rejects if r.stage == "dedup"}
+    prompts_ok = sum(1 for p in prompts.values() if isinstance(p, SystemPrompt)) - len(dedup_dropped)
+    prompts_dropped = Counter("teacher failed" for p in prompts.values() if not isinstance(p, SystemPrompt))
+    if dedup_dropped:
+        prompts_dropped["near-duplicate"] = len(dedup_dropped)
     rule_types: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     rules_per_prompt: Counter[str] = Counter()
@@ -39,11 +47,13 @@ def render_card(config: GenerateConfig, kept: list[Example], rejects: list[dict[
     conflicts = sum(1 for e in kept if e.metadata.get("conflict"))
     unscored = sum(1 for e in kept for v in e.verdicts if v.passed is None)
     first_pass = sum(1 for e in kept if all(a == 1 for a in e.metadata.get("attempts", [1])))
-    reasons = Counter(r.get("stage", "?") for r in rejects)
+    reasons = Counter(r.stage for r in rejected)
     usage = teacher_usage.add(judge_usage)
     lines = [
         f"# Dataset card: `{config.out_path.name}`",
         "",
+        *([f"> **Incomplete:** {len(failed)} conversation(s) failed on server errors and are not in this "
+           "dataset; run the same command again to retry them.", ""] if failed else []),
         "Role-and-rule (RoleNRules) training data made by `rnr generate`. Each record is a conversation under a",
         "system prompt (a role plus rules) with `messages` (system first, ready for TRL), the structured",
         "`system_prompt`, per-rule `verdicts` and provenance `metadata`.",
@@ -54,7 +64,8 @@ def render_card(config: GenerateConfig, kept: list[Example], rejects: list[dict[
         "| --- | ---: |",
         f"| seed conversations used | {total} |",
         f"| kept | {len(kept)} ({_pct(len(kept), total)}) |",
-        f"| rejected (see `{config.rejects_path.name}`) | {len(rejects)} ({_pct(len(rejects), total)}) |",
+        f"| rejected (see `{config.rejects_path.name}`) | {len(rejected)} ({_pct(len(rejected), total)}) |",
+        f"| failed on server errors, retried by the next run | {len(failed)} ({_pct(len(failed), total)}) |",
         f"| system prompts kept | {prompts_ok} |",
         f"| system prompts dropped | {sum(prompts_dropped.values())} "
         f"({', '.join(f'{k}: {v}' for k, v in prompts_dropped.items()) or 'none'}) |",
@@ -81,6 +92,8 @@ def render_card(config: GenerateConfig, kept: list[Example], rejects: list[dict[
         *(_table("Rejections by stage", reasons, "conversations") or ["None.", ""]),
         "## Token usage and cost",
         "",
+        "Summed over every invocation that built this run (a resumed run included).",
+        "",
         "| | requests | prompt tokens | completion tokens | cached requests |",
         "| --- | ---: | ---: | ---: | ---: |",
         f"| teacher | {teacher_usage.requests} | {teacher_usage.prompt_tokens} | {teacher_usage.completion_tokens} | {teacher_usage.cached_requests} |",
@@ -90,7 +103,7 @@ def render_card(config: GenerateConfig, kept: list[Example], rejects: list[dict[
     prices = config.prices
     if prices is not None:
         cost = usage.prompt_tokens / 1000 * prices[0] + usage.completion_tokens / 1000 * prices[1]
-        lines += [f"Estimated cost of this invocation's requests: **${cost:,.4f}** "
+        lines += [f"Estimated cost of these requests: **${cost:,.4f}** "
                   f"(at ${prices[0]}/1k prompt, ${prices[1]}/1k completion tokens; cached requests cost nothing).", ""]
     else:
         lines += ["Pass `--price-per-1k IN,OUT` for a cost estimate.", ""]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from rolenrules.errors import ConfigError, validate_config
 from rolenrules.llm.registry import spec_forms
-from rolenrules.records import stable_id
+from rolenrules.llm.preflight import check_url
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
@@ -70,6 +70,13 @@ class GenerateConfig(BaseModel):
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
 
+    @field_validator("base_url", "judge_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> GenerateConfig:
         low, high = parse_range(self.rules, "rules")
@@ -116,11 +123,12 @@ class GenerateConfig(BaseModel):
     def card_path(self) -> Path:
         return Path(self.card) if self.card else Path(str(self.out).rstrip("/") + ".card.md")
 
-    def fingerprint(self) -> str:
-        """What decides the run's content; a resumed run must match it (operational knobs excluded)."""
-        keep = self.model_dump(exclude={"out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries",
-                                        "cache", "quiet", "price_per_1k", "base_url", "judge_base_url"})
-        return stable_id(keep, length=20)
+    def identity(self) -> dict[str, Any]:
+        """The options that decide the run's content; a resumed run must match them (where outputs
+        go and operational knobs such as concurrency, timeouts and server URLs are left out)."""
+        return self.model_dump(mode="json", exclude={
+            "out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries", "cache", "quiet",
+            "price_per_1k", "base_url", "judge_base_url"})
 
 
 def build_config(values: dict[str, Any], source: str = "options", *, flags: bool = False) -> GenerateConfig:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from typing import TypeVar
 
 _WORD = re.compile(r"\w+")
+K = TypeVar("K", bound=Hashable)
 
 
 def _minhash(text: str, num_perm: int):  # noqa: ANN202 (datasketch.MinHash, imported lazily)
@@ -18,14 +20,14 @@ def _minhash(text: str, num_perm: int):  # noqa: ANN202 (datasketch.MinHash, imp
     return mh
 
 
-def near_duplicates(items: Iterable[tuple[str, str]], threshold: float, num_perm: int = 128) -> dict[str, str]:
+def near_duplicates(items: Iterable[tuple[K, str]], threshold: float, num_perm: int = 128) -> dict[K, K]:
     """Map each near-duplicate key to the earlier key it duplicates. `items` are (key, text) in a
     fixed order: the first of a group is kept, so the result is deterministic."""
     from datasketch import MinHashLSH  # pulls in scipy: keep it off the CLI's start-up path
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     hashes: dict = {}
-    dropped: dict[str, str] = {}
+    dropped: dict[K, K] = {}
     for key, text in items:
         mh = _minhash(text, num_perm)
         matches = [m for m in lsh.query(mh) if hashes[m].jaccard(mh) >= threshold]

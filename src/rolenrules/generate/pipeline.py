@@ -1,38 +1,44 @@
 """`generate`: the RNR run from seed instructions to a verified dataset, crash-safe and resumable.
 
-Stages (each unit of work is committed to the run store as it finishes):
+Before any model call: the options, the templates, the outputs (never over something rnr did not
+write) and the input are checked, the run folder is locked, and the teacher and judge answer one
+cheap request each. Then, each unit of work committed to the run store as it finishes:
+
   1. plan       seeded shuffle of the seeds into groups of K, one group per system prompt
   2. prompts    the teacher writes a role + rules for each group; library rules are mixed in
   3. dedup      near-duplicate system prompts are dropped, in index order (deterministic)
-  4. answers    each seed conversation is answered under its system prompt, verified, and
-                regenerated with feedback or rejected with its reason
-  5. output     kept records, rejects and the dataset card are written atomically
+  4. answers    each conversation goes down `STEPS` (below), ending kept, rejected or failed
+  5. output     kept records, rejects and the dataset card are written atomically; the run is
+                complete only when no conversation failed on a server error
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
-import json
 import logging
 import random
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from rolenrules._lock import LOCK_FILE, FolderLock
 from rolenrules.errors import ConfigError
 from rolenrules.generate.card import render_card
 from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.dedup import near_duplicates
+from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, StageFailure, Status,
+                                          dropped, prompt_dropped)
 from rolenrules.generate.progress import StageProgress
-from rolenrules.generate.stages import (StageFailure, Teacher, answer_conversation,
-                                        write_conflict_turn, write_system_prompt)
+from rolenrules.generate.stages import Answered, RuleMix, Teacher, answer_conversation
 from rolenrules.generate.store import RunStore
-from rolenrules.io import atomic_path, read_examples, write_examples, write_jsonl
+from rolenrules.io import (atomic_path, check_writable, ensure_writable_output, read_examples, write_examples,
+                          write_jsonl)
 from rolenrules.judge import Judge
-from rolenrules.llm import LLM, build_llm
+from rolenrules.llm import LLM, build_llm, parse_spec
+from rolenrules.llm.preflight import preflight
 from rolenrules.prompts import load_template
 from rolenrules.records import Example, SystemPrompt, Usage, stable_id
 from rolenrules.rules import get_rule_type, load_rule_plugins
@@ -50,12 +56,21 @@ class Plan:
 class RunResult:
     kept: int
     rejected: int
+    #: Conversations that failed on server errors: left out, retried by the next run.
+    failed: int
     out: Path
     rejects: Path
     card: Path
     already_complete: bool
+    #: This invocation's usage.
     teacher_usage: Usage
     judge_usage: Usage
+    #: Usage of every invocation of this run, this one included.
+    total_usage: Usage = field(default_factory=Usage)
+
+    @property
+    def complete(self) -> bool:
+        return self.failed == 0
 
 
 def load_seeds(config: GenerateConfig) -> list[Example]:
@@ -95,14 +110,82 @@ def conversation_id(config: GenerateConfig, plan: Plan, position: int) -> str:
     return "rnr-" + stable_id(config.seed, plan.idx, position, plan.seeds[position].id)
 
 
+# -- checks before any work ----------------------------------------------------------------------
+
 def _validate(config: GenerateConfig) -> None:
     """Everything that can be wrong with the options, found before any model is loaded or called."""
-    for name in ("system_prompt", "feedback", "conflict_turn", "judge", "role_adherence"):
+    for name in (*Teacher.TEMPLATES, "judge", "role_adherence"):
         load_template(name, config.templates)
     load_rule_plugins(config.rules_plugin)
     for type_id in config.rule_types or []:
         get_rule_type(type_id)
+    for spec in (config.teacher, config.judge):
+        if spec:
+            parse_spec(spec)
 
+
+def check_outputs(config: GenerateConfig) -> None:
+    """Outputs that collide, replace the input or something rnr did not write, or cannot be
+    written, are refused before anything is written or any model is called."""
+    named = {"--out": config.out_path, "--rejects": config.rejects_path, "--card": config.card_path,
+             "--run-dir": config.run_path}
+    if config.cache:
+        named["--cache"] = Path(config.cache)
+    seen: dict[Path, str] = {}
+    for option, path in named.items():
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ConfigError(f"{option} {path} is the same path as {seen[resolved]}: each output needs its own")
+        seen[resolved] = f"{option} {path}"
+    inputs = [config.input]
+    ensure_writable_output(config.out_path, inputs=inputs, what="--out")
+    ensure_writable_output(config.rejects_path, inputs=inputs, folder=False, what="--rejects")
+    ensure_writable_output(config.card_path, inputs=inputs, folder=False, what="--card")
+    if config.cache:
+        ensure_writable_output(config.cache, inputs=inputs, folder=False, what="--cache")
+    run = config.run_path
+    local = [Path(i).resolve() for i in inputs if not i.startswith("hf://")]
+    if any(run.resolve() == i or run.resolve() in i.parents for i in local):
+        raise ConfigError(f"--run-dir {run} holds the input {config.input}: give another folder")
+    if run.exists() and not run.is_dir():
+        raise ConfigError(f"--run-dir {run} is an existing file where a folder is needed")
+    if run.is_dir() and any(p.name != LOCK_FILE for p in run.iterdir()) and not (run / "run.sqlite").exists():
+        raise ConfigError(f"--run-dir {run} is a folder that holds no rnr run (no run.sqlite): give a new or empty folder")
+    check_writable(run, what=f"--run-dir {run}")
+
+
+def input_digest(path: str) -> str:
+    """A digest of the input's content, so a run resumed on an edited input is refused rather than
+    mixing old and new records. Files up to 256 MiB are hashed whole; larger ones by size and their
+    first and last 16 MiB; a folder by each of its files; an `hf://` id by its name."""
+    if path.startswith("hf://"):
+        return "hub:" + path
+    root = Path(path)
+    if not root.exists():
+        return "missing"
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    block = 16 << 20
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{size}\n".encode())
+        with open(file, "rb") as handle:
+            if size <= 256 << 20:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            else:
+                digest.update(handle.read(block))
+                handle.seek(size - block)
+                digest.update(handle.read(block))
+    return digest.hexdigest()[:20]
+
+
+def run_identity(config: GenerateConfig) -> dict[str, Any]:
+    """What decides the run's content: the options (operational knobs excluded) and the input's content."""
+    return {**config.identity(), "input_content": input_digest(config.input)}
+
+
+# -- the run -------------------------------------------------------------------------------------
 
 def default_clients(config: GenerateConfig) -> tuple[LLM, LLM]:
     """The teacher, and the judge (a sibling of the teacher unless --judge names another model)."""
@@ -116,32 +199,49 @@ def default_clients(config: GenerateConfig) -> tuple[LLM, LLM]:
     return teacher, judge
 
 
-def generate(config: GenerateConfig, make_teacher: Callable[[GenerateConfig], tuple[LLM, LLM]]) -> RunResult:
-    """Run (or resume) generation. `make_teacher(config)` returns the (teacher, judge) clients
+def generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tuple[LLM, LLM]]) -> RunResult:
+    """Run (or resume) generation. `make_clients(config)` returns the (teacher, judge) clients
     (`default_clients` builds them from the config); it is only called when there is work to do, so a
-    finished run loads no model and sends no request."""
+    finished run loads no model and sends no request.
+
+    Returns a `RunResult`; `result.failed > 0` means conversations failed on server errors and
+    the same call should be made again to retry them.
+    """
     _validate(config)
+    check_outputs(config)
     seeds = load_seeds(config)
     plans = make_plans(config, seeds)
-    store = RunStore(config.run_path / "run.sqlite")
-    try:
-        resumed = store.claim(config.fingerprint())
-        if store.get_meta("complete") == "1" and config.out_path.exists() and config.rejects_path.exists():
-            kept, rejected = len(store.conversations("kept")), len(store.conversations("rejected", "failed"))
-            log.info("run already complete: %d kept, %d rejected; nothing to do", kept, rejected)
-            return RunResult(kept, rejected, config.out_path, config.rejects_path, config.card_path, True, Usage(), Usage())
-        if resumed:
-            log.info("resuming run in %s", config.run_path)
-        teacher_llm, judge_llm = make_teacher(config)
-        judge = Judge(judge_llm, templates_dir=config.templates)
-        teacher = Teacher.create(config, teacher_llm, judge)
+    with FolderLock(config.run_path, what="run folder"):
+        identity = run_identity(config)
+        store = RunStore(config.run_path / "run.sqlite")
         try:
-            asyncio.run(_run(teacher, store, plans))
+            resumed = store.claim(identity)
+            if store.complete and config.out_path.exists() and config.rejects_path.exists():
+                kept, rejected = len(store.kept()), len(store.dropped())
+                log.info("run already complete: %d kept, %d rejected; nothing to do", kept, rejected)
+                teacher_total, judge_total = store.usage()
+                return RunResult(kept, rejected, 0, config.out_path, config.rejects_path, config.card_path, True,
+                                 Usage(), Usage(), teacher_total.add(judge_total))
+            if resumed:
+                log.info("resuming run in %s", config.run_path)
+            teacher_llm, judge_llm = make_clients(config)
+            teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
+                              prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
+            judge = Judge(judge_llm, templates_dir=config.templates)
+            asyncio.run(_session(config, store, plans, teacher, judge))
+            return _write_outputs(config, store, teacher, judge)
         finally:
-            asyncio.run(_close(teacher_llm, judge_llm))
-        return _write_outputs(config, store, teacher)
+            store.close()
+
+
+async def _session(config: GenerateConfig, store: RunStore, plans: list[Plan], teacher: Teacher, judge: Judge) -> None:
+    """This invocation's work, in one event loop (the HTTP clients belong to it)."""
+    try:
+        await preflight(("teacher", teacher.llm), ("judge", judge.llm))
+        await _run(config, store, plans, teacher, judge)
     finally:
-        store.close()
+        store.record_usage(teacher.llm.usage, judge.usage)
+        await _close(teacher.llm, judge.llm)
 
 
 async def _close(*llms: LLM) -> None:
@@ -150,10 +250,6 @@ async def _close(*llms: LLM) -> None:
         if id(llm.backend) not in closed:  # a judge sibling shares the teacher's backend
             closed.add(id(llm.backend))
             await llm.aclose()
-
-
-def _usage_total(teacher: Teacher) -> Usage:
-    return teacher.llm.usage.add(teacher.judge.llm.usage)
 
 
 async def _bounded(limit: int, jobs: list[Callable[[], Awaitable[None]]]) -> None:
@@ -166,133 +262,208 @@ async def _bounded(limit: int, jobs: list[Callable[[], Awaitable[None]]]) -> Non
     await asyncio.gather(*(one(j) for j in jobs))
 
 
-async def _run(teacher: Teacher, store: RunStore, plans: list[Plan]) -> None:
-    config = teacher.config
+# -- one conversation: a plain list of steps ----------------------------------------------------
+
+@dataclass
+class Draft:
+    """A conversation in the making, handed down the steps; a step drops it by raising StageFailure."""
+
+    id: str
+    plan: Plan
+    position: int
+    seed: Example
+    user_turns: list[str]
+    system_prompt: SystemPrompt | None = None
+    conflict: dict[str, Any] | None = None
+    answered: Answered | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+class Step(Protocol):
+    async def __call__(self, draft: Draft) -> None: ...
+
+
+@dataclass
+class UseSystemPrompt:
+    """The conversation's system prompt was written (else it shares the prompt's failure)."""
+
+    prompts: dict[int, PromptOutcome]
+
+    async def __call__(self, draft: Draft) -> None:
+        outcome = self.prompts.get(draft.plan.idx)
+        if isinstance(outcome, SystemPrompt):
+            draft.system_prompt = outcome
+            return
+        reason = outcome.reason if isinstance(outcome, PromptDropped) else "not written"
+        raise StageFailure("system_prompt", f"its system prompt could not be written: {reason}",
+                           retryable=not isinstance(outcome, PromptDropped) or outcome.status == Status.FAILED)
+
+
+@dataclass
+class DropNearDuplicates:
+    """The system prompt is not a near-duplicate of an earlier one."""
+
+    duplicate_of: dict[int, int]
+
+    async def __call__(self, draft: Draft) -> None:
+        if draft.plan.idx in self.duplicate_of:
+            raise StageFailure("dedup", f"system prompt is a near-duplicate of prompt {self.duplicate_of[draft.plan.idx]}")
+
+
+@dataclass
+class AddConflictTurn:
+    """With probability `rate`, a user turn that pushes against one of the rules (a verifiable one when there is)."""
+
+    teacher: Teacher
+    rate: float
+    seed: int
+
+    async def __call__(self, draft: Draft) -> None:
+        rng = random.Random(f"conflict-{self.seed}-{draft.id}")
+        if not self.rate or rng.random() >= self.rate:
+            return
+        assert draft.system_prompt is not None
+        rules = draft.system_prompt.rules
+        rule = rng.choice([r for r in rules if r.kind == "verifiable"] or rules)
+        message, usage = await self.teacher.conflict_turn(rule, draft.user_turns[-1])
+        draft.usage = draft.usage.add(usage)
+        draft.user_turns = [*draft.user_turns, message]
+        draft.conflict = {"rule_id": rule.id, "message": message, "turn": len(draft.user_turns) - 1}
+
+
+@dataclass
+class AnswerAndVerify:
+    """Every user turn answered under the system prompt and verified, regenerated with feedback when a rule broke."""
+
+    teacher: Teacher
+    judge: Judge
+    max_attempts: int
+    drop_unscored: bool
+
+    async def __call__(self, draft: Draft) -> None:
+        assert draft.system_prompt is not None
+        draft.answered = await answer_conversation(self.teacher, self.judge, draft.system_prompt, draft.user_turns,
+                                                   max_attempts=self.max_attempts, drop_unscored=self.drop_unscored)
+        draft.usage = draft.usage.add(draft.answered.usage)
+
+
+def conversation_steps(config: GenerateConfig, prompts: dict[int, PromptOutcome], duplicate_of: dict[int, int],
+                       teacher: Teacher, judge: Judge) -> list[Step]:
+    """What happens to each conversation, in order."""
+    return [
+        UseSystemPrompt(prompts),
+        DropNearDuplicates(duplicate_of),
+        AddConflictTurn(teacher, config.conflict_rate, config.seed),
+        AnswerAndVerify(teacher, judge, config.max_attempts, config.drop_unscored),
+    ]
+
+
+async def run_steps(steps: list[Step], draft: Draft, provenance: dict[str, Any]) -> Outcome:
+    """A conversation down the steps: kept, or dropped (rejected or failed) by the step that stopped it."""
+    try:
+        for step in steps:
+            await step(draft)
+    except StageFailure as failure:
+        sp = draft.system_prompt
+        return dropped(failure, id=draft.id, seed_id=draft.seed.id, prompt_index=draft.plan.idx,
+                       source=draft.seed.metadata.get("source"), system_prompt_id=sp.id if sp else None,
+                       system_prompt=sp.render() if sp else None, user_turns=draft.user_turns)
+    assert draft.answered is not None and draft.system_prompt is not None
+    usage = draft.usage
+    return Example(id=draft.id, messages=draft.answered.messages, system_prompt=draft.system_prompt,
+                   verdicts=draft.answered.verdicts, metadata={
+                       "seed_id": draft.seed.id, "source": draft.seed.metadata.get("source"),
+                       "prompt_index": draft.plan.idx, **provenance, "attempts": draft.answered.attempts,
+                       "conflict": draft.conflict,
+                       "usage": {"requests": usage.requests, "prompt_tokens": usage.prompt_tokens,
+                                 "completion_tokens": usage.completion_tokens}})
+
+
+def _template_versions(teacher: Teacher, judge: Judge) -> dict[str, str]:
+    return teacher.template_versions | {"judge": judge.template.version}
+
+
+async def _run(config: GenerateConfig, store: RunStore, plans: list[Plan], teacher: Teacher, judge: Judge) -> None:
     limit = max(2, config.concurrency * 2)
-    with StageProgress(config.quiet, lambda: _usage_total(teacher)) as progress:
+
+    def committed() -> None:
+        store.record_usage(teacher.llm.usage, judge.usage)
+
+    with StageProgress(config.quiet, lambda: teacher.llm.usage.add(judge.usage)) as progress:
         # -- system prompts --------------------------------------------------------------------
-        todo = [p for p in plans if _prompt_pending(store.prompt(p.idx))]
+        stored = store.prompts()
+        todo = [p for p in plans if p.idx not in stored or (
+            isinstance(stored[p.idx], PromptDropped) and stored[p.idx].status == Status.FAILED)]
         progress.stage("system prompts", len(plans), len(plans) - len(todo))
+        mix = RuleMix(config.rules_range, config.verifiable_range, config.rule_types)
 
         def prompt_job(plan: Plan) -> Callable[[], Awaitable[None]]:
             async def job() -> None:
                 rng = random.Random(f"prompt-{config.seed}-{plan.idx}")
-                instructions = [s.user_turns[0] for s in plan.seeds]
+                outcome: PromptOutcome
                 try:
-                    sp, usage = await write_system_prompt(teacher, instructions, rng)
+                    outcome, _ = await teacher.system_prompt([s.user_turns[0] for s in plan.seeds], rng, mix)
                 except StageFailure as failure:
-                    store.put_prompt(plan.idx, "rejected", {"stage": failure.stage, "reason": failure.reason,
-                                                            "retryable": failure.retryable})
-                    progress.advance(failed=True)
-                    return
-                store.put_prompt(plan.idx, "ok", {"system_prompt": sp.model_dump(mode="json"), "usage": usage.model_dump()})
-                progress.advance()
+                    outcome = prompt_dropped(failure)
+                store.put_prompt(plan.idx, outcome)
+                committed()
+                progress.advance(failed=not isinstance(outcome, SystemPrompt))
             return job
 
         await _bounded(limit, [prompt_job(p) for p in todo])
 
         # -- dedup (in index order, so the same prompts survive on every run) ---------------------
-        stored = store.prompts()
-        prompts = {idx: payload for idx, status, payload in stored if status == "ok"}
-        failed_prompts = {idx: payload for idx, status, payload in stored if status != "ok"}
-        dropped = near_duplicates(
-            ((str(idx), SystemPrompt.model_validate(prompts[idx]["system_prompt"]).render()) for idx in sorted(prompts)),
-            config.dedup_threshold)
+        prompts = store.prompts()
+        written = {idx: sp for idx, sp in prompts.items() if isinstance(sp, SystemPrompt)}
+        duplicate_of = near_duplicates(((idx, written[idx].render()) for idx in sorted(written)),
+                                       config.dedup_threshold)
 
         # -- conversations -----------------------------------------------------------------------
-        done = store.done_ids()
+        finished = store.finished_ids()
         units = [(plan, pos) for plan in plans for pos in range(len(plan.seeds))]
-        pending = [(p, pos) for p, pos in units if conversation_id(config, p, pos) not in done]
+        pending = [(p, pos) for p, pos in units if conversation_id(config, p, pos) not in finished]
         progress.stage("conversations", len(units), len(units) - len(pending))
         partial = config.run_path / "partial.jsonl"
+        steps = conversation_steps(config, prompts, duplicate_of, teacher, judge)
+        provenance = {"teacher": teacher.identity, "judge": judge.identity,
+                      "templates": _template_versions(teacher, judge)}
 
         def conversation_job(plan: Plan, position: int) -> Callable[[], Awaitable[None]]:
             async def job() -> None:
-                cid = conversation_id(config, plan, position)
                 seed = plan.seeds[position]
-                base = {"id": cid, "seed_id": seed.id, "prompt_index": plan.idx, "source": seed.metadata.get("source")}
-                status, payload = await _one_conversation(teacher, plan, seed, cid, base, prompts, failed_prompts,
-                                                          dropped)
-                if status != "kept":
-                    payload["status"] = status
-                store.put_conversation(cid, plan.idx, position, status, payload)
-                if status == "kept":
+                draft = Draft(id=conversation_id(config, plan, position), plan=plan, position=position, seed=seed,
+                              user_turns=seed.user_turns[: config.max_turns])
+                outcome = await run_steps(steps, draft, provenance)
+                store.put_conversation(plan.idx, position, outcome)
+                committed()
+                if isinstance(outcome, Example):
                     with open(partial, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(payload, ensure_ascii=False) + "\n")
-                progress.advance(failed=status != "kept")
+                        handle.write(outcome.model_dump_json() + "\n")
+                progress.advance(failed=not isinstance(outcome, Example))
             return job
 
         await _bounded(limit, [conversation_job(p, pos) for p, pos in pending])
 
 
-def _prompt_pending(record: tuple[str, dict[str, Any]] | None) -> bool:
-    return record is None or (record[0] != "ok" and bool(record[1].get("retryable")))
-
-
-def _final(failure: StageFailure) -> str:
-    return "failed" if failure.retryable else "rejected"
-
-
-async def _one_conversation(teacher: Teacher, plan: Plan, seed: Example, cid: str, base: dict[str, Any],
-                            prompts: dict[int, dict[str, Any]], failed_prompts: dict[int, dict[str, Any]],
-                            dropped: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    config = teacher.config
-    user_turns = seed.user_turns[: config.max_turns]
-    if plan.idx not in prompts:
-        failure = failed_prompts.get(plan.idx, {})
-        return "failed" if failure.get("retryable") else "rejected", {
-            **base, "stage": "system_prompt", "user_turns": user_turns,
-            "reason": f"its system prompt could not be written: {failure.get('reason', 'unknown')}"}
-    sp = SystemPrompt.model_validate(prompts[plan.idx]["system_prompt"])
-    if str(plan.idx) in dropped:
-        return "rejected", {**base, "stage": "dedup", "system_prompt_id": sp.id, "user_turns": user_turns,
-                            "reason": f"system prompt is a near-duplicate of prompt {dropped[str(plan.idx)]}"}
-    usage = Usage()
-    conflict = None
-    try:
-        rng = random.Random(f"conflict-{config.seed}-{cid}")
-        if config.conflict_rate and rng.random() < config.conflict_rate:
-            targets = [r for r in sp.rules if r.kind == "verifiable"] or sp.rules
-            rule = rng.choice(targets)
-            message, conflict_usage = await write_conflict_turn(teacher, rule, user_turns[-1])
-            usage = usage.add(conflict_usage)
-            user_turns = [*user_turns, message]
-            conflict = {"rule_id": rule.id, "message": message, "turn": len(user_turns) - 1}
-        answered = await answer_conversation(teacher, sp, user_turns)
-    except StageFailure as failure:
-        return _final(failure), {**base, "stage": failure.stage, "reason": failure.reason, "system_prompt_id": sp.id,
-                                 "user_turns": user_turns, "details": failure.details}
-    usage = usage.add(answered.usage)
-    example = Example(id=cid, messages=answered.messages, system_prompt=sp, verdicts=answered.verdicts, metadata={
-        "seed_id": seed.id, "source": seed.metadata.get("source"), "prompt_index": plan.idx,
-        "teacher": teacher.llm.identity, "judge": teacher.judge.identity, "templates": teacher.template_versions,
-        "attempts": answered.attempts, "conflict": conflict,
-        "usage": {"requests": usage.requests, "prompt_tokens": usage.prompt_tokens,
-                  "completion_tokens": usage.completion_tokens},
-    })
-    return "kept", example.model_dump(mode="json")
-
-
-def _write_outputs(config: GenerateConfig, store: RunStore, teacher: Teacher) -> RunResult:
-    kept = [Example.model_validate(p) for p in store.conversations("kept")]
-    rejects = store.conversations("rejected", "failed")
-    prompts = store.prompts()
-    ok = sum(1 for _, status, _ in prompts if status == "ok")
-    dropped_prompts = Counter("teacher failed" for _, status, _ in prompts if status != "ok")
-    dedup_dropped = {r["prompt_index"] for r in rejects if r.get("stage") == "dedup"}
-    if dedup_dropped:
-        dropped_prompts["near-duplicate"] = len(dedup_dropped)
-    judge_usage = teacher.judge.llm.usage
+def _write_outputs(config: GenerateConfig, store: RunStore, teacher: Teacher, judge: Judge) -> RunResult:
+    kept = store.kept()
+    rejects = store.dropped()
+    failed = sum(1 for r in rejects if isinstance(r, Failure))
+    teacher_total, judge_total = store.usage()
     write_examples(kept, config.out_path)
-    write_jsonl(rejects, config.rejects_path)
-    card = render_card(config, kept, rejects, prompts_ok=ok - len(dedup_dropped), prompts_dropped=dropped_prompts,
-                       teacher=teacher.llm.identity, judge=teacher.judge.identity, teacher_usage=teacher.llm.usage,
-                       judge_usage=judge_usage, templates=teacher.template_versions)
+    write_jsonl((r.model_dump(mode="json") for r in rejects), config.rejects_path)
+    card = render_card(config, kept, rejects, store.prompts(), teacher=teacher.identity, judge=judge.identity,
+                       teacher_usage=teacher_total, judge_usage=judge_total,
+                       templates=_template_versions(teacher, judge))
     with atomic_path(config.card_path) as tmp:
         tmp.write_text(card, encoding="utf-8")
-    retry = sum(1 for r in rejects if r.get("status") == "failed")
-    store.set_meta("complete", "0" if retry else "1")
-    if retry:
-        log.warning("%d conversation(s) failed on server errors; run the same command again to retry them", retry)
-    return RunResult(len(kept), len(rejects), config.out_path, config.rejects_path, config.card_path, False,
-                     teacher.llm.usage, judge_usage)
+    store.set_complete(failed == 0)
+    if failed:
+        log.warning("%d conversation(s) failed on server errors and were left out; run the same command again "
+                    "to retry them", failed)
+    return RunResult(len(kept), len(rejects) - failed, failed, config.out_path, config.rejects_path, config.card_path,
+                     False, teacher.llm.usage, judge.usage, teacher_total.add(judge_total))
+
+
+__all__ = ["Plan", "RunResult", "check_outputs", "conversation_id", "default_clients", "generate", "load_seeds",
+           "make_plans", "run_identity"]

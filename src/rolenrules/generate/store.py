@@ -1,20 +1,26 @@
 """The run store: one SQLite file per generation run recording what is done, so a run killed at
 any point (even `kill -9`) continues where it stopped, with nothing lost or duplicated.
 
-Each finished unit of work is one committed row: a system prompt (or its rejection) per prompt
-index, and a kept or rejected record per conversation id. The final output is rebuilt from
-these rows, so re-running a finished run writes nothing new.
+Each finished unit of work is one committed row holding its typed outcome (`outcomes`): a system
+prompt (or why it was dropped) per prompt index, and a kept, rejected or failed record per
+conversation id. The final output is rebuilt from these rows, so re-running a finished run
+writes nothing new. Each invocation's token usage is a row of its own, kept up to date as work is
+committed, so the card counts every session of a resumed run.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 from rolenrules._sqlite import connect
 from rolenrules.errors import ConfigError
+from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, Rejection, Status,
+                                          status_of)
+from rolenrules.records import Example, SystemPrompt, Usage
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,7 +29,25 @@ CREATE TABLE IF NOT EXISTS prompts (
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, prompt_idx INTEGER NOT NULL, position INTEGER NOT NULL,
     status TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, teacher TEXT NOT NULL, judge TEXT NOT NULL);
 """
+
+_CONVERSATION_TYPES: dict[str, type[Example] | type[Rejection] | type[Failure]] = {
+    Status.KEPT: Example, Status.REJECTED: Rejection, Status.FAILED: Failure}
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """`num_prompts: 1 -> 2; input content changed` — what differs between two run identities."""
+    parts = []
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "input_content":
+            parts.append("the input's content changed")
+        else:
+            parts.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return "; ".join(parts) or "unknown differences"
 
 
 class RunStore:
@@ -32,63 +56,97 @@ class RunStore:
         self._lock = threading.Lock()
         self._db = connect(self.path)
         self._db.executescript(_TABLES)
+        self.session = uuid.uuid4().hex[:12]
 
     # -- run identity ------------------------------------------------------------------------
-    def claim(self, fingerprint: str) -> bool:
-        """Bind the store to a config fingerprint. Returns True when resuming an existing run."""
+    def claim(self, identity: dict[str, Any]) -> bool:
+        """Bind the store to the options and inputs that decide the run's content. Returns True when
+        resuming. A folder whose earlier attempt committed no work (an option error found late) is
+        re-bound; one holding work of a different run is refused, naming what differs."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
-                return False
-        if row[0] != fingerprint:
-            raise ConfigError(f"{self.path.parent}: this run folder holds a run made with different options; "
-                              "use another --out/--run-dir, or delete the folder to start over")
-        return True
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+            has_work = self._db.execute("SELECT EXISTS (SELECT 1 FROM prompts) OR EXISTS "
+                                        "(SELECT 1 FROM conversations)").fetchone()[0]
+            previous = json.loads(row[0]) if row else None
+            if previous == identity:
+                return True
+            if previous is None and has_work:
+                previous = {}  # written by an earlier version of rnr
+            if previous is not None and has_work:
+                raise ConfigError(
+                    f"{self.path.parent}: this run folder holds a run made with different options or inputs "
+                    f"({describe_changes(previous, identity) if previous else 'made by an earlier version of rnr'}); "
+                    "run the command with the same options to resume it, use another --out/--run-dir, "
+                    "or delete the folder to start over")
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
+            return False
 
-    def get_meta(self, key: str) -> str | None:
+    @property
+    def complete(self) -> bool:
+        return self._get_meta("complete") == "1"
+
+    def set_complete(self, complete: bool) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', ?)", ("1" if complete else "0",))
+
+    def _get_meta(self, key: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
     # -- system prompts ----------------------------------------------------------------------
-    def prompt(self, idx: int) -> tuple[str, dict[str, Any]] | None:
+    def put_prompt(self, idx: int, outcome: PromptOutcome) -> None:
         with self._lock:
-            row = self._db.execute("SELECT status, payload FROM prompts WHERE idx = ?", (idx,)).fetchone()
-        return (row[0], json.loads(row[1])) if row else None
+            self._db.execute("INSERT OR REPLACE INTO prompts VALUES (?, ?, ?)",
+                             (idx, status_of(outcome).value, outcome.model_dump_json()))
 
-    def put_prompt(self, idx: int, status: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO prompts VALUES (?, ?, ?)", (idx, status, json.dumps(payload)))
-
-    def prompts(self) -> list[tuple[int, str, dict[str, Any]]]:
+    def prompts(self) -> dict[int, PromptOutcome]:
         with self._lock:
             rows = self._db.execute("SELECT idx, status, payload FROM prompts ORDER BY idx").fetchall()
-        return [(i, s, json.loads(p)) for i, s, p in rows]
+        return {idx: SystemPrompt.model_validate_json(payload) if status == Status.KEPT
+                else PromptDropped.model_validate_json(payload) for idx, status, payload in rows}
 
     # -- conversations -----------------------------------------------------------------------
-    def done_ids(self) -> set[str]:
-        """Conversations finished for good ('failed' ones are retried on resume)."""
+    def finished_ids(self) -> set[str]:
+        """Conversations finished for good (failed ones are retried on the next run)."""
         with self._lock:
-            return {r[0] for r in self._db.execute("SELECT id FROM conversations WHERE status != 'failed'")}
+            rows = self._db.execute("SELECT id FROM conversations WHERE status != ?", (Status.FAILED.value,))
+            return {r[0] for r in rows}
 
-    def put_conversation(self, cid: str, prompt_idx: int, position: int, status: str, payload: dict[str, Any]) -> None:
+    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
-                             (cid, prompt_idx, position, status, json.dumps(payload, ensure_ascii=False)))
+                             (outcome.id, prompt_idx, position, status_of(outcome).value, outcome.model_dump_json()))
 
-    def conversations(self, *statuses: str) -> list[dict[str, Any]]:
-        """Conversations of these statuses ('kept', 'rejected' = final, 'failed' = retried on
-        resume), in a stable order."""
+    def conversations(self, *statuses: Status) -> list[Outcome]:
+        """Conversations of these statuses, in a stable order (prompt, then position)."""
         marks = ", ".join("?" for _ in statuses)
         with self._lock:
-            rows = self._db.execute(f"SELECT payload FROM conversations WHERE status IN ({marks}) "
-                                    "ORDER BY prompt_idx, position", statuses).fetchall()
-        return [json.loads(r[0]) for r in rows]
+            rows = self._db.execute(f"SELECT status, payload FROM conversations WHERE status IN ({marks}) "
+                                    "ORDER BY prompt_idx, position", [s.value for s in statuses]).fetchall()
+        return [_CONVERSATION_TYPES[status].model_validate_json(payload) for status, payload in rows]
+
+    def kept(self) -> list[Example]:
+        return [o for o in self.conversations(Status.KEPT) if isinstance(o, Example)]
+
+    def dropped(self) -> list[Rejection | Failure]:
+        return [o for o in self.conversations(Status.REJECTED, Status.FAILED) if not isinstance(o, Example)]
+
+    # -- usage -------------------------------------------------------------------------------
+    def record_usage(self, teacher: Usage, judge: Usage) -> None:
+        """This invocation's usage so far (replaces its earlier figure)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+                             (self.session, teacher.model_dump_json(), judge.model_dump_json()))
+
+    def usage(self) -> tuple[Usage, Usage]:
+        """(teacher, judge) usage summed over every invocation of this run."""
+        with self._lock:
+            rows = self._db.execute("SELECT teacher, judge FROM sessions").fetchall()
+        teacher, judge = Usage(), Usage()
+        for t, j in rows:
+            teacher, judge = teacher.add(Usage.model_validate_json(t)), judge.add(Usage.model_validate_json(j))
+        return teacher, judge
 
     def close(self) -> None:
         with self._lock:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from rolenrules.errors import DataError
 from rolenrules.io.formats import FORMATS, detect_format, normalise
-from rolenrules.io.sources import Location, iter_rows
-from rolenrules.io.writers import atomic_path, output_kind, write_examples, write_jsonl
+from rolenrules.io.sources import TOO_DEEP, Location, iter_rows
+from rolenrules.io.writers import (OUTPUT_MARKER, atomic_path, check_writable, ensure_writable_output, output_kind,
+                                   write_examples, write_jsonl)
 from rolenrules.records import Example
 
-__all__ = ["FORMATS", "ReadStats", "atomic_path", "detect_format", "output_kind", "read_examples",
-           "write_examples", "write_jsonl", "Location"]
+__all__ = ["FORMATS", "OUTPUT_MARKER", "ReadStats", "atomic_path", "check_writable", "detect_format",
+           "ensure_writable_output", "output_kind", "read_examples", "write_examples", "write_jsonl", "Location"]
 
 
 @dataclass
@@ -55,7 +56,10 @@ def read_examples(path: str | Path, *, format: str | None = None, skip_invalid: 
             if fmt is None:
                 fmt = detect_format(row, loc)
                 stats.format = fmt
-            example = normalise(row, loc, fmt)
+            try:
+                example = normalise(row, loc, fmt)
+            except RecursionError:
+                raise loc.error(TOO_DEEP) from None
         except DataError as error:
             if not skip_invalid:
                 raise

@@ -7,6 +7,8 @@ streams from the hub when online and fails fast when not.
 
 from __future__ import annotations
 
+import codecs
+import errno
 import gzip
 import json
 import os
@@ -18,6 +20,7 @@ from typing import Any
 from rolenrules.errors import DataError
 
 HUB_PREFIX = "hf://"
+TOO_DEEP = "JSON nested too deeply to read"
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,28 @@ def container_of(path: str) -> str:
     raise DataError("unknown file type: use .jsonl, .json, .parquet, a datasets folder or hf://owner/name", path=path)
 
 
+def _check_readable(path: str) -> None:
+    """A missing file, a symlink loop or a permission problem, each named, before any parsing."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise DataError("symlink loop", path=path) from None
+        if error.errno == errno.ENOENT:
+            raise DataError("no such file or folder", path=path) from None
+        raise DataError(f"cannot read ({error.strerror or error})", path=path) from None
+    if Path(path).is_file() and not os.access(path, os.R_OK):
+        raise DataError("cannot read (permission denied)", path=path)
+
+
+def _open_error(path: str, error: OSError) -> DataError:
+    return DataError(f"cannot read ({error.strerror or error})", path=path)
+
+
 def iter_rows(path: str) -> Iterator[Row]:
+    if not path.startswith(HUB_PREFIX):
+        _check_readable(path)
     kind = container_of(path)
-    if kind != "hub" and not Path(path).exists():
-        raise DataError("no such file or folder", path=path)
     if kind == "jsonl":
         yield from _jsonl(path)
     elif kind == "json":
@@ -71,9 +92,15 @@ def iter_rows(path: str) -> Iterator[Row]:
 
 def _jsonl(path: str) -> Iterator[Row]:
     seen = False
-    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as handle:
+    try:
+        handle = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    except OSError as error:
+        raise _open_error(path, error) from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             loc = Location(path, line=number)
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):  # written by some Windows editors
+                raw = raw[len(codecs.BOM_UTF8):]
             # A bad line is yielded as its error: the reader raises it, or skips it with --skip-invalid.
             try:
                 text = raw.decode("utf-8")
@@ -85,9 +112,14 @@ def _jsonl(path: str) -> Iterator[Row]:
                 continue
             seen = True
             try:
-                yield loc, json.loads(text)
+                value = json.loads(text)
             except json.JSONDecodeError as error:
                 yield loc, loc.error(f"malformed JSON ({error.msg} at column {error.colno})")
+                continue
+            except RecursionError:
+                yield loc, loc.error(TOO_DEEP)
+                continue
+            yield loc, value
     if not seen:
         raise DataError("file is empty (no records)", path=path)
 
@@ -114,9 +146,12 @@ def object_rows(path: str | Path) -> Iterator[tuple[Location, dict[str, Any]]]:
 
 
 def _json(path: str) -> Iterator[Row]:
-    data = Path(path).read_bytes()
     try:
-        text = data.decode("utf-8")
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise _open_error(path, error) from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise DataError("not valid UTF-8", path=path, line=line) from None
@@ -126,6 +161,8 @@ def _json(path: str) -> Iterator[Row]:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"malformed JSON ({error.msg} at column {error.colno})", path=path, line=error.lineno) from None
+    except RecursionError:
+        raise DataError(TOO_DEEP, path=path) from None
     if isinstance(value, dict):
         # Some dumps wrap the rows: {"data": [...]} / {"rows": [...]}; a single object is one row.
         for key in ("data", "rows", "examples", "records"):

@@ -1,9 +1,11 @@
 """The LLM judge: per-rule verdicts (pass/fail + short reason) for rules code cannot check.
 
 One structured call judges all the given rules of one reply, in the context of the system prompt
-and the conversation. A reply that never parses, or that leaves a rule out, gives *unscored*
-verdicts for those rules — never a pass. With `votes > 1` the judge is asked several times
-(different seeds) and the majority decides; a tie is unscored.
+and the conversation. A reply that arrived but never parses, or that leaves a rule out, gives
+*unscored* verdicts for those rules — never a pass. A judge that cannot be reached (or keeps
+failing with server errors) gives no verdict at all: `LLMError` propagates, so the caller can
+retry the work later instead of recording rules as checked. With `votes > 1` the judge is asked
+several times (different seeds) and the majority decides; a tie is unscored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from rolenrules.llm import LLM, InvalidReplyError, LLMError
+from rolenrules.llm import LLM, InvalidReplyError
 from rolenrules.prompts import load_template
 from rolenrules.records import Message, Rule, Usage, Verdict
 
@@ -48,15 +50,20 @@ class Judge:
         self.role_template = load_template("role_adherence", templates_dir)
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.usage = Usage()
 
     @property
     def identity(self) -> str:
         return self.llm.identity
 
+    @property
+    def usage(self) -> Usage:
+        """The judge's token usage: its client's, counted in one place (cached replies included)."""
+        return self.llm.usage
+
     async def judge(self, system_prompt: str, conversation: Sequence[Message], response: str,
                     rules: Sequence[Rule], *, turn: int | None = None) -> list[Verdict]:
-        """One verdict per rule, in order. `conversation` excludes the system message and the reply."""
+        """One verdict per rule, in order. `conversation` excludes the system message and the reply.
+        Raises `LLMError` when the judge could not be reached: that is no verdict."""
         if not rules:
             return []
         numbered = [{"number": i, "text": r.text} for i, r in enumerate(rules, start=1)]
@@ -76,23 +83,22 @@ class Judge:
                       budget: int) -> dict[int, RuleVerdictOut] | None:
         seed = None if vote == 0 else vote
         try:
-            reply, result = await self.llm.structured(messages, JudgeReply, temperature=self.temperature,
-                                                      max_tokens=budget, seed=seed)
-        except (InvalidReplyError, LLMError):
+            reply, _ = await self.llm.structured(messages, JudgeReply, temperature=self.temperature,
+                                                 max_tokens=budget, seed=seed)
+        except InvalidReplyError:  # it answered, but not with a verdict we can read: unscored
             return None
-        self.usage = self.usage.add(result.usage)
         return {v.rule: v for v in reply.verdicts if 1 <= v.rule <= n_rules}
 
     async def role_adherence(self, system_prompt: str, conversation: Sequence[Message], response: str) -> Verdict:
-        """Whether the reply stays in the role (scope, persona, tone), as a verdict with rule_id 'role'."""
+        """Whether the reply stays in the role (scope, persona, tone), as a verdict with rule_id 'role'.
+        Raises `LLMError` when the judge could not be reached."""
         messages = self.role_template.render(system_prompt=system_prompt, conversation=list(conversation),
                                              response=response)
         try:
-            reply, result = await self.llm.structured(messages, RoleReply, temperature=self.temperature,
-                                                      max_tokens=min(self.max_tokens, 192))
-        except (InvalidReplyError, LLMError) as error:
-            return Verdict(rule_id="role", passed=None, source="unscored", reason=f"judge failed: {error}"[:300])
-        self.usage = self.usage.add(result.usage)
+            reply, _ = await self.llm.structured(messages, RoleReply, temperature=self.temperature,
+                                                 max_tokens=min(self.max_tokens, 192))
+        except InvalidReplyError as error:
+            return Verdict(rule_id="role", passed=None, source="unscored", reason=f"judge gave no verdict: {error}"[:300])
         return Verdict(rule_id="role", passed=reply.in_role, source="judge", reason=reply.reason[:300])
 
 

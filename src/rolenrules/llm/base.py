@@ -6,12 +6,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rolenrules.errors import RnrError
+from rolenrules.errors import ExitCode, RnrError
 from rolenrules.records import Message, Usage
 
 
 class LLMError(RnrError):
     """A call that failed for good (after retries): unreachable server, auth, bad model, ..."""
+
+    exit_code = ExitCode.SERVER
 
 
 class InvalidReplyError(LLMError):

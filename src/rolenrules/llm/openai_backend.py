@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
+from rolenrules.errors import ConfigError
 from rolenrules.llm.base import ChatRequest, ChatResult, InvalidReplyError, LLMError
+from rolenrules.llm.preflight import check_url
 from rolenrules.records import Usage
 
 #: Placeholder key for local servers that need none (the SDK insists on some value).
@@ -29,7 +32,17 @@ class OpenAIBackend:
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.identity = f"openai:{model}"
-        key = api_key or os.environ.get("OPENAI_API_KEY") or _NO_KEY
+        if self.base_url is not None:
+            try:
+                check_url(self.base_url)
+            except ValueError as error:
+                raise ConfigError(f"{self.identity}: --base-url: {error}") from None
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key and (self.base_url is None or urlsplit(self.base_url).hostname == "api.openai.com"):
+            # Found here, before any request: otherwise every call fails, each after its retries.
+            raise ConfigError(f"{self.identity}: no API key for api.openai.com: set OPENAI_API_KEY, or give "
+                              "--base-url for a local OpenAI-compatible server")
+        key = key or _NO_KEY
         http_client: Any = None
         if transport == "aiohttp":
             http_client = openai.DefaultAioHttpClient(timeout=timeout)
@@ -43,6 +56,14 @@ class OpenAIBackend:
         return self.base_url or "api.openai.com"
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        return await self._complete(self._client, request)
+
+    async def check(self, request: ChatRequest) -> ChatResult:
+        """`complete` with one retry at most: the check before a run (`llm.preflight`) should fail in
+        seconds when the server is down, not after the full backoff meant for a long run."""
+        return await self._complete(self._client.with_options(max_retries=min(1, self._client.max_retries)), request)
+
+    async def _complete(self, client: openai.AsyncOpenAI, request: ChatRequest) -> ChatResult:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": [m.model_dump() for m in request.messages],
@@ -58,14 +79,14 @@ class OpenAIBackend:
                 "json_schema": {"name": request.schema_name or "reply", "schema": request.json_schema},
             }
         try:
-            response = await self._client.chat.completions.create(**kwargs)
+            response = await client.chat.completions.create(**kwargs)
         except openai.APIConnectionError as error:
             # The aiohttp transport reports a refused connection as a ConnectTimeout: look at the cause.
             connect_failed = "connect" in type(error.__cause__).__name__.lower() or not isinstance(
                 error, openai.APITimeoutError)
             cause = "unreachable (connection failed)" if connect_failed else "timed out"
             raise LLMError(f"{self.identity}: server at {self.where} is {cause} "
-                           f"(gave up after {self._client.max_retries} retries)") from None
+                           f"(gave up after {client.max_retries} retries)") from None
         except openai.AuthenticationError:
             raise LLMError(f"{self.identity}: the server at {self.where} rejected the API key "
                            "(set OPENAI_API_KEY)") from None
@@ -75,7 +96,7 @@ class OpenAIBackend:
         except openai.APIStatusError as error:
             if error.status_code >= 500 or error.status_code == 429:
                 raise LLMError(f"{self.identity}: server at {self.where} kept failing with HTTP "
-                               f"{error.status_code} after {self._client.max_retries} retries") from None
+                               f"{error.status_code} after {client.max_retries} retries") from None
             raise LLMError(f"{self.identity}: HTTP {error.status_code}: {_status_detail(error)}") from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError, TypeError) as error:
             raise InvalidReplyError(f"{self.identity}: malformed response body ({type(error).__name__})") from None

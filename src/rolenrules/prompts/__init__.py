@@ -5,8 +5,11 @@ A template file `NAME.j2` starts with a header comment naming its version and va
     {# version: 1; variables: instructions, min_rules, max_rules #}
 
 and renders chat messages as sections introduced by a line `### system` or `### user`
-(text before any section header is the user message). Users can copy the package's
-templates into a folder, edit them and pass `--templates DIR`: same names, same variables.
+(text before any section header is the user message). The sections are found in the template's
+*source* and each is rendered on its own, so a value (a seed instruction, a reply under review)
+that contains a `### system` line stays text inside its message and can never add a message.
+Users can copy the package's templates into a folder, edit them and pass `--templates DIR`:
+same names, same variables.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import jinja2
 from jinja2 import meta
 
 from rolenrules.errors import ConfigError
-from rolenrules.records import Message
+from rolenrules.records import Message, Role
 
 _HEADER = re.compile(r"^\{#\s*version:\s*([\w.\-]+)\s*;\s*variables:\s*([\w,\s]*)#\}")
 _SECTION = re.compile(r"^###\s+(system|user)\s*$", re.MULTILINE)
@@ -36,7 +39,8 @@ class PromptTemplate:
     version: str
     variables: frozenset[str]
     source: str
-    template: jinja2.Template
+    #: (role, template of that message's content), in order.
+    sections: tuple[tuple[Role, jinja2.Template], ...]
 
     @property
     def tag(self) -> str:
@@ -47,26 +51,29 @@ class PromptTemplate:
         missing = self.variables - values.keys()
         if missing:
             raise ConfigError(f"prompt template {self.name}: missing variables {sorted(missing)}")
-        try:
-            text = self.template.render(**values)
-        except jinja2.TemplateError as error:
-            raise ConfigError(f"prompt template {self.name} ({self.source}): {error}") from None
-        return _split(text)
+        messages: list[Message] = []
+        for role, template in self.sections:
+            try:
+                text = template.render(**values).strip()
+            except jinja2.TemplateError as error:
+                raise ConfigError(f"prompt template {self.name} ({self.source}): {error}") from None
+            if text:
+                messages.append(Message(role=role, content=text))
+        return messages
 
 
-def _split(text: str) -> list[Message]:
+def _sections(text: str) -> list[tuple[Role, str]]:
+    """The template source cut at its `### role` lines: (role, source of that message)."""
     parts = _SECTION.split(text)
-    messages: list[Message] = []
-    if parts[0].strip():
-        messages.append(Message(role="user", content=parts[0].strip()))
-    for role, body in zip(parts[1::2], parts[2::2]):
-        if body.strip():
-            messages.append(Message(role=role, content=body.strip()))  # type: ignore[arg-type]
-    return messages
+    sections: list[tuple[Role, str]] = [("user", parts[0])]
+    sections += [(role, body) for role, body in zip(parts[1::2], parts[2::2])]  # type: ignore[misc]
+    return sections
 
 
 def _read(name: str, templates_dir: str | Path | None) -> tuple[str, str]:
     if templates_dir is not None:
+        if not Path(templates_dir).is_dir():
+            raise ConfigError(f"--templates {templates_dir}: no such folder")
         path = Path(templates_dir) / f"{name}.j2"
         if path.exists():
             return path.read_text(encoding="utf-8"), str(path)
@@ -84,11 +91,18 @@ def load_template(name: str, templates_dir: str | Path | None = None) -> PromptT
         raise ConfigError(f"{source}: first line must be '{{# version: V; variables: a, b #}}'")
     version = header.group(1)
     declared = frozenset(v.strip() for v in header.group(2).split(",") if v.strip())
-    try:
-        used = meta.find_undeclared_variables(_ENV.parse(text))
-        template = _ENV.from_string(text)
-    except jinja2.TemplateSyntaxError as error:
-        raise ConfigError(f"{source}:{error.lineno}: template syntax error: {error.message}") from None
+    sections = []
+    used: set[str] = set()
+    line = 1
+    for role, body in _sections(text):
+        try:
+            used |= meta.find_undeclared_variables(_ENV.parse(body))
+            sections.append((role, _ENV.from_string(body)))
+        except jinja2.TemplateSyntaxError as error:
+            # A block left open across a `### role` line lands here too: each message stands alone.
+            raise ConfigError(f"{source}:{line + (error.lineno or 1) - 1}: template syntax error: {error.message} "
+                              "(each `### role` section must be a complete template)") from None
+        line += body.count("\n") + 1
     unknown = used - declared
     if unknown:
         raise ConfigError(f"{source}: uses undeclared variables {sorted(unknown)} (declared: {sorted(declared)})")
@@ -97,4 +111,4 @@ def load_template(name: str, templates_dir: str | Path | None = None) -> PromptT
         if declared != packaged.variables:
             raise ConfigError(f"{source}: variables {sorted(declared)} differ from the packaged template's "
                               f"{sorted(packaged.variables)}")
-    return PromptTemplate(name=name, version=version, variables=declared, source=source, template=template)
+    return PromptTemplate(name=name, version=version, variables=declared, source=source, sections=tuple(sections))
