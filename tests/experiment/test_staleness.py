@@ -56,7 +56,7 @@ def test_typo_under_train_is_reported_before_anything_runs(fake_server, tiny_mod
     experiment = _experiment(tmp_path, server.base_url, tiny_model_dir)
     _edit(experiment, "train", epochz=2)
     assert _run(str(experiment)) == 2
-    assert "train.epochz: unknown option" in capsys.readouterr().err
+    assert "field 'train.epochz': unknown option" in capsys.readouterr().err
     _edit(experiment, "generate", rules="7-3")
     config = yaml.safe_load(experiment.read_text())
     del config["train"]["epochz"]

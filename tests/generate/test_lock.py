@@ -30,7 +30,8 @@ def _cli(out: Path, base_url: str) -> list[str]:
 
 
 def test_second_generate_on_the_same_out_stops_at_once(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
-    server = fake_server(reply=teacher_reply(), latency=0.05)
+    # Slow replies keep the first run going however long the second takes to start (a loaded machine).
+    server = fake_server(reply=teacher_reply(), latency=1.0)
     out = tmp_path / "out.jsonl"
     first = subprocess.Popen(_cli(out, server.base_url), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -40,6 +41,8 @@ def test_second_generate_on_the_same_out_stops_at_once(fake_server, tmp_path: Pa
     second = subprocess.run(_cli(out, server.base_url), capture_output=True, text=True, timeout=60)
     assert second.returncode == 2 and time.monotonic() - start < 10
     assert f"in use by another rnr process (pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    assert first.poll() is None  # the refusal came while the first was still running
+    server.latency = 0.0
     assert first.wait(timeout=120) == 0, first.stderr.read()
     partial = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl.rnr-run" / "partial.jsonl").read_text().splitlines()]
     kept = [json.loads(line)["id"] for line in out.read_text().splitlines()]

@@ -138,7 +138,7 @@ def check_outputs(config: GenerateConfig) -> None:
             raise ConfigError(f"{option} {path} is the same path as {seen[resolved]}: each output needs its own")
         seen[resolved] = f"{option} {path}"
     inputs = [config.input]
-    ensure_writable_output(config.out_path, inputs=inputs, what="--out")
+    ensure_writable_output(config.out, inputs=inputs, what="--out")
     ensure_writable_output(config.rejects_path, inputs=inputs, folder=False, what="--rejects")
     ensure_writable_output(config.card_path, inputs=inputs, folder=False, what="--card")
     if config.cache:
@@ -450,7 +450,7 @@ def _write_outputs(config: GenerateConfig, store: RunStore, teacher: Teacher, ju
     rejects = store.dropped()
     failed = sum(1 for r in rejects if isinstance(r, Failure))
     teacher_total, judge_total = store.usage()
-    write_examples(kept, config.out_path)
+    write_examples(kept, config.out)
     write_jsonl((r.model_dump(mode="json") for r in rejects), config.rejects_path)
     card = render_card(config, kept, rejects, store.prompts(), teacher=teacher.identity, judge=judge.identity,
                        teacher_usage=teacher_total, judge_usage=judge_total,

@@ -92,9 +92,9 @@ def ensure_writable_output(path: str | Path, *, inputs: Iterable[str | Path] = (
 
     `folder`: True when the output is a folder, False when a file, None to infer it from the name.
     """
-    path = Path(path)
     if folder is None:
-        folder = output_kind(path) == "hf-folder"
+        folder = output_kind(path) == "hf-folder"  # before Path(): a trailing "/" says "a folder"
+    path = Path(path)
     target = _resolved(path)
     place = _protected(path)
     if place is not None:
@@ -248,7 +248,8 @@ def write_hf_folder(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
 
 
 def write_examples(examples: Iterable[Example], path: str | Path) -> int:
-    """Write records to `path` (.jsonl, .parquet, or any other name: a datasets folder). Returns the count."""
+    """Write records to `path` (.jsonl, .parquet, or a name without a suffix or ending in "/": a datasets
+    folder). Returns the count."""
     kind = output_kind(path)
     if kind == "jsonl":
         return write_jsonl((example_row(e, columnar=False) for e in examples), path)
