@@ -144,6 +144,17 @@ def test_the_prompt_is_the_models_chat_template_without_added_special_tokens(tok
     assert text.endswith("<|im_start|>assistant\n")
 
 
+def test_a_tokenizer_that_renders_to_ids_is_used_as_is() -> None:
+    class RendersIds:  # as vLLM's Mistral tokenizer: apply_chat_template returns token ids
+        def apply_chat_template(self, messages: list[dict[str, str]], **kwargs: Any) -> list[int]:
+            return [1, len(messages), 7]
+
+        def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+            raise AssertionError("ids must not be encoded again")
+
+    assert render_prompt(RendersIds(), ask("hi")) == [1, 2, 7]
+
+
 @pytest.mark.parametrize(("api", "field", "params_class"), [
     (CURRENT_API, "structured_outputs", StructuredOutputsParams),
     (LEGACY_API, "guided_decoding", GuidedDecodingParams),

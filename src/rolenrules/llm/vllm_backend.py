@@ -106,8 +106,10 @@ def render_prompt(tokenizer: Any, request: ChatRequest) -> list[int]:
     """The request as token ids, through the model's chat template. Special tokens come from the
     template alone (as in vLLM's own chat rendering), so none is added twice."""
     messages = [m.model_dump() for m in request.messages]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer.encode(text, add_special_tokens=False))
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if isinstance(rendered, str):
+        return list(tokenizer.encode(rendered, add_special_tokens=False))
+    return [int(i) for i in rendered]  # vLLM's own tokenizers (Mistral's) render straight to ids
 
 
 class _EngineThread:
