@@ -240,6 +240,8 @@ class AsyncEngineBackend:
             params = self._params.build(request.sampling, request.json_schema)
         except SchemaNotEnforceable as error:
             raise SchemaNotEnforceable(f"{self.identity}: {error}") from None
+        except Exception as error:  # vLLM validates SamplingParams when they are built
+            raise LLMError(f"{self.identity}: vLLM refused the sampling parameters: {_detail(error)}") from None
         request_id = f"rnr-{next(self._ids)}"
         final = None
         try:
