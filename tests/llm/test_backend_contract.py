@@ -1,6 +1,7 @@
 """The behaviour every backend owes `LLM`, checked the same way against each one that runs here:
 `openai` against the local test server (scripted to answer like a model: it honours the sampling
-the backend sends), `hf` on the tiny random model, `local` on the embedded SmolLM2 (slow).
+the backend sends), `hf` on the tiny random model, `local` on the embedded SmolLM2 (slow), and
+`vllm`'s adapter on an async engine of ours (`rolenrules.testing.fake_engine`; vLLM needs a GPU).
 
 A new backend gets its branch in the `make` fixture below (docs/extending.md). Replies are kept to a few
 tokens so the whole module stays fast.
@@ -53,7 +54,7 @@ def model_like(body: dict[str, Any]) -> str | dict[str, Any]:
     return " ".join(words)
 
 
-@pytest.fixture(params=["openai", "hf", pytest.param("local", marks=pytest.mark.slow)])
+@pytest.fixture(params=["openai", "hf", pytest.param("local", marks=pytest.mark.slow), "vllm-adapter"])
 def make(request: pytest.FixtureRequest, fake_server: Callable[..., FakeOpenAIServer],
          tiny_model_dir: Path) -> Callable[[], Backend]:
     """Builds the backend under test (each test gets a fresh one, so closing it is the test's business)."""
@@ -63,6 +64,13 @@ def make(request: pytest.FixtureRequest, fake_server: Callable[..., FakeOpenAISe
         return lambda: make_backend("openai:contract", options)
     if request.param == "hf":
         return lambda: make_backend(f"hf:{tiny_model_dir}")
+    if request.param == "vllm-adapter":
+        from rolenrules.llm.vllm_backend import AsyncEngineBackend, VLLMParams
+        from rolenrules.testing.fake_engine import CURRENT_API, FakeEngine
+        from rolenrules.testing.tiny_model import build_tokenizer
+
+        tokenizer = build_tokenizer([m["content"] for m in COUNT + PET])
+        return lambda: AsyncEngineBackend("vllm:fake", lambda: FakeEngine(tokenizer), VLLMParams(CURRENT_API))
     return lambda: make_backend("local:smollm2")
 
 

@@ -31,6 +31,14 @@ class BackendOptions:
     max_retries: int = 4
     transport: str = "aiohttp"
     batch_size: int = 8
+    #: vLLM engine (`vllm:`): GPUs one model is split over.
+    tensor_parallel_size: int = 1
+    #: vLLM engine: share of each GPU's memory for weights and KV cache.
+    gpu_memory_utilization: float = 0.9
+    #: vLLM engine: context length (prompt + reply); None is the model's own.
+    max_model_len: int | None = None
+    #: vLLM engine: weight dtype ("auto", "bfloat16", "float16", ...).
+    dtype: str = "auto"
 
 
 _OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(BackendOptions))
@@ -85,7 +93,8 @@ register_backend(BackendEntry(
     help="llama.cpp in this process on CPU: embedded SmolLM2-135M or a GGUF file"))
 register_backend(BackendEntry(
     "vllm", "rolenrules.llm.vllm_backend:VLLMBackend", forms=("vllm:NAME",),
-    help="vLLM in this process (GPU; pip install 'rolenrules[vllm]')", lm_eval="vllm"))
+    help="vLLM in this process (GPU; pip install 'rolenrules[vllm]')", lm_eval="vllm",
+    accepts=("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype")))
 
 
 def backend_entry(kind: str) -> BackendEntry:
