@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rolenrules.errors import ConfigError
+from rolenrules.llm._encode import json_string
 from rolenrules.llm._endpoints import Endpoint, EndpointPool
 from rolenrules.llm._retry import retry_delay, should_retry
 from rolenrules.llm.base import ChatRequest, ChatResult, InvalidReplyError, LLMError
@@ -40,6 +41,7 @@ log = logging.getLogger("rolenrules.llm")
 _NO_KEY = "sk-no-key-needed"
 _DEFAULT_URL = "https://api.openai.com/v1"
 TRANSPORTS = ("aiohttp", "sdk")
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def base_urls(value: str | Sequence[str] | None) -> list[str]:
@@ -128,10 +130,10 @@ class OpenAIBackend:
 
     # -- requests ----------------------------------------------------------------------------
     def _body(self, request: ChatRequest) -> bytes:
+        """The JSON body, built once per request (retries and other servers reuse it)."""
         sampling = request.sampling
         payload: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
@@ -143,7 +145,11 @@ class OpenAIBackend:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name or "reply", "schema": request.json_schema},
             }
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # Messages last, spliced in from cached string literals (a long system prompt repeats across requests).
+        messages = ",".join(f'{{"role":{json_string(m.role)},"content":{json_string(m.content)}}}'
+                            for m in request.messages)
+        head = _compact(payload)
+        return f'{head[:-1]},"messages":[{messages}]}}'.encode()
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         body = self._body(request)
