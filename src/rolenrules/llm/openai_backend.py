@@ -115,9 +115,8 @@ class OpenAIBackend:
         for header, var in (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID")):
             if os.environ.get(var):
                 self._headers[header] = os.environ[var]
-        # Per event loop: the same backend may serve several asyncio.run() calls.
-        self._sessions: dict[int, Any] = {}
-        self._sdk_clients: dict[tuple[int, int], Any] = {}
+        # Connections per event loop: the same backend may serve several asyncio.run() calls.
+        self._loops: dict[int, _LoopClients] = {}
 
     @property
     def base_urls(self) -> list[str]:
@@ -191,25 +190,30 @@ class OpenAIBackend:
         finally:
             endpoint.in_flight -= 1
 
-    def _session(self) -> Any:
-        loop_id = id(asyncio.get_running_loop())
-        session = self._sessions.get(loop_id)
-        if session is None or session.closed:
-            import aiohttp
+    async def _clients(self) -> _LoopClients:
+        loop = asyncio.get_running_loop()
+        clients = self._loops.get(id(loop))
+        if clients is None or clients.loop is not loop:
+            for key in [k for k, c in self._loops.items() if c.loop.is_closed()]:
+                del self._loops[key]  # its connections were closed when that loop shut down
+            clients = self._loops[id(loop)] = await _LoopClients.open(loop)
+        return clients
 
-            # SDK defaults: up to 1,000 connections, keep-alive reuse; one total timeout per attempt.
-            connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0)
-            session = aiohttp.ClientSession(connector=connector, headers=self._headers,
-                                            timeout=aiohttp.ClientTimeout(total=self.timeout))
-            self._sessions[loop_id] = session
-        return session
+    def _new_session(self) -> Any:
+        import aiohttp
+
+        # SDK defaults: up to 1,000 connections, kept alive; one total timeout per attempt.
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
+                                     headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
 
     async def _post(self, endpoint: Endpoint, body: bytes) -> Any:
         """One attempt on one server: the decoded JSON of a 200 reply, or a _Failure."""
         import aiohttp
 
         try:
-            async with self._session().post(endpoint.url + "/chat/completions", data=body) as response:
+            clients = self._loops.get(id(asyncio.get_running_loop())) or await self._clients()
+            session = clients.session or clients.keep("session", self._new_session())
+            async with session.post(endpoint.url + "/chat/completions", data=body) as response:
                 raw = await response.read()
                 status, headers = response.status, response.headers
         except asyncio.TimeoutError:
@@ -230,13 +234,10 @@ class OpenAIBackend:
         """One call through the openai SDK (which retries by itself) on one server."""
         import openai
 
-        key = (id(asyncio.get_running_loop()), endpoint.index)
-        client = self._sdk_clients.get(key)
-        if client is None:
-            client = openai.AsyncOpenAI(api_key=self._key, base_url=endpoint.url, timeout=self.timeout,
-                                        max_retries=self.max_retries,
-                                        http_client=openai.DefaultAioHttpClient(timeout=self.timeout))
-            self._sdk_clients[key] = client
+        clients = await self._clients()
+        client = clients.get(endpoint.url) or clients.keep(endpoint.url, openai.AsyncOpenAI(
+            api_key=self._key, base_url=endpoint.url, timeout=self.timeout, max_retries=self.max_retries,
+            http_client=openai.DefaultAioHttpClient(timeout=self.timeout)))
         try:
             response = await client.chat.completions.create(**json.loads(body))
         except openai.APIConnectionError as error:
@@ -291,15 +292,57 @@ class OpenAIBackend:
         return LLMError(f"{self.identity}: HTTP {status} from {where}: {failure.detail}")
 
     async def aclose(self) -> None:
+        """Close this event loop's connections (those of a loop that has ended were closed with it)."""
         try:
-            loop_id = id(asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        session = self._sessions.pop(loop_id, None)
-        if session is not None:
-            await session.close()
-        for key in [k for k in self._sdk_clients if k[0] == loop_id]:
-            await self._sdk_clients.pop(key).close()
+        clients = self._loops.pop(id(loop), None)
+        if clients is not None and clients.loop is loop:
+            await clients.close()
+
+
+class _LoopClients:
+    """The HTTP clients one event loop uses, closed when `aclose` is called in that loop or, failing
+    that, when the loop shuts down: `asyncio.run` finalises pending async generators before it
+    closes the loop, and the generator held here closes the clients in its `finally`. (A
+    generation run calls, then closes its clients in a second `asyncio.run`.)"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.session: Any = None
+        self._items: dict[str, Any] = {}
+        self._guard: Any = None
+
+    @classmethod
+    async def open(cls, loop: asyncio.AbstractEventLoop) -> _LoopClients:
+        clients = cls(loop)
+        clients._guard = clients._hold()
+        await clients._guard.__anext__()
+        return clients
+
+    async def _hold(self) -> Any:
+        try:
+            yield
+        finally:
+            await self._close_items()
+
+    def get(self, name: str) -> Any:
+        return self._items.get(name)
+
+    def keep(self, name: str, client: Any) -> Any:
+        self._items[name] = client
+        if name == "session":
+            self.session = client
+        return client
+
+    async def _close_items(self) -> None:
+        items, self._items, self.session = list(self._items.values()), {}, None
+        for client in items:
+            await client.close()
+
+    async def close(self) -> None:
+        await self._guard.aclose()
 
 
 def _error_detail(raw: bytes) -> str:
