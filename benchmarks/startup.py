@@ -36,10 +36,11 @@ def _run(src: Path, args: list[str]) -> float:
 
 def _heavy_imports(src: Path) -> list[str]:
     probe = ("import sys\nfrom rolenrules.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+             f"print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True).stdout
-    return [m for m in out.strip().splitlines()[-1].split(",") if m]
+    line = next(line for line in out.splitlines() if line.startswith("HEAVY:"))
+    return [m for m in line.removeprefix("HEAVY:").split(",") if m]
 
 
 def main() -> None:

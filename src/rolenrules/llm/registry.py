@@ -14,12 +14,14 @@ import dataclasses
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from pydantic import BeforeValidator
 
 from rolenrules.errors import ConfigError
-from rolenrules.llm.base import Backend
+
+if TYPE_CHECKING:
+    from rolenrules.llm.base import Backend
 
 
 def _one_or_many(value: Any) -> Any:
