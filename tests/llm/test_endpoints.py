@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -204,3 +205,25 @@ def test_rnr_generate_completes_when_one_of_three_servers_dies(fake_server, seed
     assert len(kept) + len(rejects) == 6 * 5
     assert not [r for r in rejects if "unreachable" in json.dumps(r) or "HTTP 5" in json.dumps(r)]
     assert len(doomed.log) >= 15 and all(s.log for s in healthy)
+
+
+def test_rnr_eval_spreads_over_repeated_base_urls_and_reports_its_rate(
+        fake_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    from rolenrules.cli import main
+    from rolenrules.records import Example, Message, SystemPrompt
+    from rolenrules.rules import rule_from_type
+
+    prompt = SystemPrompt(role="You are terse.", rules=[rule_from_type("punctuation:no_comma")])
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(Example(id=f"b{i}", messages=[Message(role="user", content=f"Hi {i}")])
+                             .with_system(prompt).model_dump_json() + "\n" for i in range(12)))
+    servers = [fake_server(reply=lambda body: "Hello there.", latency=0.02) for _ in range(2)]
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "--bench", str(bench), "--model", "openai:m", "--base-url", servers[0].base_url,
+              "--base-url", servers[1].base_url, "--no-role-adherence", "--out", str(tmp_path / "run"),
+              "--concurrency", "4"])
+    assert info.value.code in (0, None)
+    assert all(s.requests >= 2 for s in servers) and sum(s.requests for s in servers) == 12
+    err = capsys.readouterr().err
+    assert re.search(r"model openai:m: 12 calls in [\d.]+ s: [\d,.]+ calls/s, [\d,]+ tokens/s; [\d.]+ s per call "
+                     r"at the servers, [\d.]+ in flight; client CPU \d+% of the time", err), err
