@@ -17,7 +17,8 @@ def _imported_after(code: str) -> set[str]:
 
 
 def test_rnr_help_imports_no_heavy_module_and_no_command() -> None:
-    modules = _imported_after("from rolenrules.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    modules = _imported_after("from rolenrules.cli import main\n"
+                              "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert {m.split(".")[0] for m in modules} & set(HEAVY) == set()
     assert [m for m in modules if m.startswith("rolenrules.cli.")] == []
 

@@ -242,7 +242,8 @@ class OpenAIBackend:
             response = await client.chat.completions.create(**json.loads(body))
         except openai.APIConnectionError as error:
             # The SDK's aiohttp transport reports a refused connection as a ConnectTimeout: look at the cause.
-            refused = "connect" in type(error.__cause__).__name__.lower() or not isinstance(error, openai.APITimeoutError)
+            refused = ("connect" in type(error.__cause__).__name__.lower()
+                       or not isinstance(error, openai.APITimeoutError))
             raise _Failure("connect" if refused else "timeout") from None
         except openai.APIStatusError as error:
             headers = error.response.headers

@@ -68,8 +68,9 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
 
 
 def build_llm(spec: str | None, *, base_url: str | Sequence[str] | None = None, timeout: float = 120.0,
-              max_retries: int = 4, concurrency: int = 8, cache: str | Path | RequestCache | None = None, sampling: Sampling | None = None,
-              env_var: str = "RNR_TEACHER", flag: str = "--teacher", quiet: bool = False) -> LLM:
+              max_retries: int = 4, concurrency: int = 8, cache: str | Path | RequestCache | None = None,
+              sampling: Sampling | None = None, env_var: str = "RNR_TEACHER", flag: str = "--teacher",
+              quiet: bool = False) -> LLM:
     """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2).
     `base_url` is one server or several of the same model (URLs, or files of URLs).
     Falling back to the embedded model logs a warning naming `flag` and `env_var` (unless `quiet`)."""
