@@ -108,7 +108,7 @@ async def _bare(base_url: str, n: int, concurrency: int) -> None:
     import aiohttp
 
     semaphore = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         async def one(i: int) -> None:
             body = {"model": "bench", "messages": [{"role": "system", "content": SYSTEM + str(i // 10)},
                                                    {"role": "user", "content": f"Question number {i}?"}]}
@@ -164,6 +164,8 @@ def _worker(args: argparse.Namespace) -> None:
             wall, cpu = time.perf_counter(), time.process_time()
             await _stream(llm, args.requests)
             result = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+            if hasattr(llm, "stats"):  # LLM.stats() exists from issue 17 on: the per-call latency it saw
+                result["latency"] = llm.stats().latency_s
             await llm.aclose()
             return result
 
@@ -187,6 +189,7 @@ def main() -> None:
     base_url = f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
     load_before = os.getloadavg()
     results: dict[str, list[tuple[float, float]]] = {}
+    latencies: dict[str, list[float]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if args.compare:
@@ -199,6 +202,8 @@ def main() -> None:
                                              capture_output=True, text=True).stdout
                         row = json.loads(out.strip().splitlines()[-1])
                         results.setdefault(name, []).append((row["wall"], row["cpu"]))
+                        if row.get("latency"):
+                            latencies.setdefault(name, []).append(row["latency"])
             else:
                 candidates = _candidates(base_url, args, tmp)
                 for _ in range(args.rounds):
@@ -221,6 +226,9 @@ def main() -> None:
         rates = [args.requests / wall for wall, _ in rows]
         print(f"| {name} | {max(rates):,.0f} | {statistics.median(rates):,.0f} | "
               f"{min(cpu for _, cpu in rows) / args.requests * 1000:.3f} |")
+    for name, values in latencies.items():
+        print(f"{name}: mean time per request inside the backend (LLM.stats), median of rounds "
+              f"{statistics.median(values) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
