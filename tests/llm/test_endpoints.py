@@ -87,7 +87,9 @@ def test_base_urls_from_flags_and_files(tmp_path: Path, monkeypatch: pytest.Monk
     assert base_urls(["http://x/v1", str(listing), "http://x/v1/"]) == [
         "http://x/v1", "http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]
     monkeypatch.setenv("OPENAI_BASE_URL", "http://from-env/v1")
-    assert base_urls(None) == ["http://from-env/v1"]
+    assert base_urls(None) == base_urls("") == ["http://from-env/v1"]
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert base_urls([]) == ["https://api.openai.com/v1"]
     listing.write_text("http://ok/v1\nlocalhost:8000\n")
     with pytest.raises(ConfigError, match=r"servers.txt:2: 'localhost:8000' is not an http\(s\) URL"):
         base_urls(str(listing))

@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from rolenrules.errors import ConfigError
 from rolenrules.llm._encode import json_string
 from rolenrules.llm._endpoints import Endpoint, EndpointPool
@@ -51,6 +53,8 @@ def base_urls(value: str | Sequence[str] | None) -> list[str]:
     urls: list[str] = []
     for item in values:
         item = item.strip()
+        if not item:  # `--base-url ""` or an empty YAML value: the default
+            continue
         if "://" in item:
             urls.append(_checked_url(item, "--base-url"))
             continue
@@ -199,17 +203,13 @@ class OpenAIBackend:
             clients = self._loops[id(loop)] = await _LoopClients.open(loop)
         return clients
 
-    def _new_session(self) -> Any:
-        import aiohttp
-
+    def _new_session(self) -> aiohttp.ClientSession:
         # SDK defaults: up to 1,000 connections, kept alive; one total timeout per attempt.
         return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
                                      headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
 
     async def _post(self, endpoint: Endpoint, body: bytes) -> Any:
         """One attempt on one server: the decoded JSON of a 200 reply, or a _Failure."""
-        import aiohttp
-
         try:
             clients = self._loops.get(id(asyncio.get_running_loop())) or await self._clients()
             session = clients.session or clients.keep("session", self._new_session())
