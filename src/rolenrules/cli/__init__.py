@@ -1,18 +1,80 @@
 """The `rnr` command line: thin typer commands that parse options and call the library.
 
-Each command group lives in its own module with a `register(app)` function.
+Each command group lives in its own module with a `register(app)` function. A module is imported
+only when one of its commands runs or shows its own help: `rnr --help` lists the commands from
+`COMMANDS` below and imports none of them (nor numpy, torch, NLTK, ...; benchmarks/startup.md).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from rolenrules import __version__
-from rolenrules.errors import ExitCode, RnrError
 from rolenrules.llm.registry import BACKENDS
+
+#: Every top-level command: its module under rolenrules.cli (with `register(app)`) and the line
+#: `rnr --help` shows for it, which must be the command's own short help (tests/cli/test_startup.py).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "chat": ("chat", "Send one prompt (with an optional system prompt) and print the reply."),
+    "eval": ("evaluate", "Run a model on a benchmark, score every rule, and write metrics with confidence intervals."),
+    "report": ("evaluate", "Compare runs side by side: an HTML page and a markdown summary (printed)."),
+    "compare": ("evaluate", "Paired comparison of two runs (B − A): examples matched by id, or by IFEval key between "
+                            "ifeval and sys-ifeval; pass-rate difference with Newcombe's interval, McNemar, flipped "
+                            "examples."),
+    "tasks": ("tasks", "The built-in eval tasks (`rnr eval --task NAME`): examples, rules scored, judge, licence."),
+    "train": ("train", "Fine-tune a model on RNR data: SFT (loss on assistant replies), DPO on preference pairs, GRPO "
+                       "with rule rewards, or SFT then DPO."),
+    "generate": ("generate", "Generate role-and-rule training data from an instruction dataset (RoleNRules)."),
+    "run": ("run", "Run the whole RNR method; each stage resumes or is skipped when already complete."),
+    "data": ("data", "Dataset conversion and inspection."),
+    "bench": ("evaluate", "Benchmarks of held-out system prompts."),
+    "standard": ("evaluate", "Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model."),
+    "template": ("train", "Chat-template tools."),
+    "rules": ("rules", "The verifiable rule library (IFEval's 25 types, system-prompt rules, literal and regex "
+                       "rules, and your plugins)."),
+    "ifeval": ("ifeval", "IFEval (Zhou et al., 2023) scoring with the official semantics."),
+}
+
+_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    # click's own help layout: it wraps long option text instead of cutting it with an ellipsis as
+    # the rich panels do in an 80-column terminal, and shows each option's default.
+    "rich_markup_mode": None,
+}
+
+
+class _LazyGroup(TyperGroup):
+    """Imports a command's module on first use of the command."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            load_commands(self, COMMANDS[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)))
+        rows = [(name, TyperCommand(name=name, help=COMMANDS[name][1]).get_short_help_str(limit)
+                 if name in COMMANDS and name not in self.commands else self.commands[name].get_short_help_str(limit))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def load_commands(group: TyperGroup, module: str) -> None:
+    """Add the commands that `rolenrules.cli.MODULE` registers to `group`."""
+    holder = typer.Typer(**_SETTINGS)
+    importlib.import_module(f"rolenrules.cli.{module}").register(holder)
+    for name, command in typer.main.get_group(holder).commands.items():
+        group.commands.setdefault(name, command)
 
 
 def _model_specs() -> str:
@@ -23,19 +85,13 @@ def _model_specs() -> str:
 
 app = typer.Typer(
     name="rnr",
+    cls=_LazyGroup,
     help="rolenrules: generate role-and-rule training data, train on it, and measure system-prompt following.",
     epilog=_model_specs(),
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # click's own help layout: it wraps long option text instead of cutting it with an ellipsis as
-    # the rich panels do in an 80-column terminal, and shows each option's default.
-    rich_markup_mode=None,
     context_settings={"max_content_width": 120},
+    **_SETTINGS,
 )
-
-#: Command modules under rolenrules.cli, each with `register(app)`.
-_COMMAND_MODULES = ("data", "chat", "evaluate", "tasks", "train", "rules", "ifeval", "generate", "run")
 
 
 def _version(value: bool) -> None:
@@ -49,10 +105,6 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """rolenrules (RoleNRules): roles and rules in system prompts."""
-
-
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"rolenrules.cli.{_name}").register(app)
 
 
 INTERRUPTED = "interrupted — run the same command to resume"
@@ -83,6 +135,8 @@ def _os_error(error: OSError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """The `rnr` entry point. Exit codes are `errors.ExitCode` (documented in the README)."""
     import sqlite3
+
+    from rolenrules.errors import ExitCode, RnrError
 
     try:
         app(args=argv)

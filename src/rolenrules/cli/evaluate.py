@@ -115,6 +115,11 @@ def _eval(values: dict[str, Any]) -> None:
         run_eval(examples, out, model=llm, judge=judge_obj, config=config.run_config(), bench_name=name,
                  progress=advance)
     console.print(render_markdown(load_runs([out])), markup=False, highlight=False)
+    for role, client in (("model", llm), ("judge", judge_obj.llm if judge_obj else None)):
+        stats = client.stats() if client is not None else None
+        if client is not None and stats is not None and stats.requests + stats.cached:
+            err_console.print(f"{role} {client.identity}: {stats.summary()}", highlight=False, markup=False,
+                              emoji=False)
     err_console.print(f"wrote {out}/summary.json and {out}/results.jsonl", highlight=False)
 
 

@@ -13,7 +13,7 @@ from rolenrules.evaluate.metrics import DEFAULT_RESAMPLES
 from rolenrules.evaluate.runner import EvalConfig
 from rolenrules.evaluate.tasks import TASKS
 from rolenrules.llm.base import Sampling
-from rolenrules.llm.registry import BACKENDS, spec_forms
+from rolenrules.llm.registry import BACKENDS, BASE_URLS_HELP, BaseUrls, spec_forms
 
 
 class ModelOptions(BaseModel):
@@ -30,6 +30,9 @@ class ModelOptions(BaseModel):
 class EvalCommandConfig(ModelOptions):
     """Which model to run on which benchmark, how to judge it, and where the run folder goes."""
 
+    base_url: BaseUrls = Field(None, description="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1; "
+                                                 f"{BASE_URLS_HELP} (default: $OPENAI_BASE_URL).")
+
     out: Path = Field(description="Run folder: results.jsonl, summary.json, run.json, cache.sqlite.")
     bench: Path | None = Field(None, description="Benchmark file, see docs/benchmark_format.md (default: none; "
                                                  "give --bench or --task).")
@@ -41,7 +44,8 @@ class EvalCommandConfig(ModelOptions):
                                                     "(default: $RNR_DATA_DIR, else the data shipped with rnr).")
     judge: str | None = Field(None, description="Judge model spec, needed for judged rules and role adherence "
                                                 "(default: $RNR_JUDGE).")
-    judge_base_url: str | None = Field(None, description="OpenAI-compatible URL of the judge (default: --base-url).")
+    judge_base_url: BaseUrls = Field(None, description="OpenAI-compatible URL(s) of the judge, same forms (default: "
+                                                       "--base-url).")
     judge_votes: int = Field(1, ge=1, description="Ask the judge n times; the majority decides (ties are unscored).")
     calibrate_judge: bool = Field(False, description="Also judge the verifiable rules and report agreement with the "
                                                      "exact checks.")

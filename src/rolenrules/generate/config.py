@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rolenrules.errors import ConfigError, validate_config
-from rolenrules.llm.registry import spec_forms
 from rolenrules.llm.preflight import check_url
+from rolenrules.llm.registry import BASE_URLS_HELP, BaseUrls, spec_forms
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
@@ -38,9 +38,9 @@ class GenerateConfig(BaseModel):
     card: str | None = Field(None, description="Dataset card (default: OUT.card.md).")
     run_dir: str | None = Field(None, description="Run store folder (default: OUT.rnr-run/).")
     teacher: str | None = Field(None, description=f"Teacher model spec: {spec_forms()} (default: $RNR_TEACHER, OpenAI env, local:smollm2).")
-    base_url: str | None = Field(None, description="Teacher's OpenAI-compatible server URL (default: $OPENAI_BASE_URL, else api.openai.com).")
+    base_url: BaseUrls = Field(None, description=f"Teacher's OpenAI-compatible server URL; {BASE_URLS_HELP} (default: $OPENAI_BASE_URL, else api.openai.com).")
     judge: str | None = Field(None, description="Judge model spec, same forms (default: the teacher).")
-    judge_base_url: str | None = Field(None, description="Judge's server URL (default: the teacher's when judge is unset).")
+    judge_base_url: BaseUrls = Field(None, description="Judge's server URL(s), same forms (default: the teacher's when judge is unset).")
     num_prompts: int | None = Field(None, ge=1, description="System prompts to write (default: enough to use every seed once).")
     k: int = Field(5, ge=1, description="Instructions sampled per system prompt (each is answered under it).")
     rules: str = Field("3-7", description="Rules per system prompt in total, a range a-b.")

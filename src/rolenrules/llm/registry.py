@@ -14,9 +14,25 @@ import dataclasses
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+from pydantic import BeforeValidator
 
 from rolenrules.errors import ConfigError
-from rolenrules.llm.base import Backend
+
+if TYPE_CHECKING:
+    from rolenrules.llm.base import Backend
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+#: A config field of server URLs: a list, `--base-url` repeated on the command line; a single value
+#: is still accepted (YAML `base_url: http://...`). Items that are not URLs name files of URLs.
+BaseUrls = Annotated[Optional[list[str]], BeforeValidator(_one_or_many)]
+BASE_URLS_HELP = ("repeat it for several servers of the same model (requests go to the least busy; one that "
+                  "keeps failing is benched a while), or name a file with one URL per line")
 
 
 @dataclass(frozen=True)
@@ -25,10 +41,13 @@ class BackendOptions:
     `accepts`) and receives only those, so a setting another backend needs (e.g. `--base-url` while
     the judge is `local:`) is ignored by declaration, not by special cases."""
 
-    base_url: str | None = None
+    #: One OpenAI-compatible server URL, or several serving the same model (balanced, failed over);
+    #: an entry that is not a URL names a file listing one URL per line.
+    base_url: str | tuple[str, ...] | None = None
     api_key: str | None = None
     timeout: float = 120.0
     max_retries: int = 4
+    #: `aiohttp` (direct, the default) or `sdk` (the openai SDK's client), see `llm.openai_backend`.
     transport: str = "aiohttp"
     batch_size: int = 8
     #: vLLM engine (`vllm:`): GPUs one model is split over.
@@ -82,7 +101,7 @@ def register_backend(entry: BackendEntry) -> BackendEntry:
 
 register_backend(BackendEntry(
     "openai", "rolenrules.llm.openai_backend:OpenAIBackend", forms=("openai:NAME",),
-    help="OpenAI or any compatible server (vLLM, SGLang, Ollama) at --base-url",
+    help="OpenAI or any compatible server (vLLM, SGLang, Ollama) at --base-url (repeat it for several servers)",
     accepts=("base_url", "api_key", "timeout", "max_retries", "transport")))
 register_backend(BackendEntry(
     "hf", "rolenrules.llm.hf_backend:HFBackend", forms=("hf:ID_OR_PATH",),

