@@ -76,7 +76,7 @@ def test_missing_api_key_for_openai_is_found_without_a_request(tmp_path: Path,
 def test_usage_errors_and_bad_urls_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert rnr("generate", "--no-such-option") == ExitCode.USAGE
     assert rnr("chat", "--model", "openai:m", "--base-url", "not-a-url", "hello") == ExitCode.USAGE
-    assert "not a server URL" in capsys.readouterr().err
+    assert "'not-a-url': neither an http(s) URL nor a file of URLs" in capsys.readouterr().err
     assert rnr("--version") == ExitCode.COMPLETE
 
 

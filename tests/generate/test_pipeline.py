@@ -221,7 +221,7 @@ def test_near_duplicate_system_prompts_are_dropped(fake_server, tmp_path: Path) 
     (["--rule-types", "no:such_rule"], "no:such_rule"),
     (["--conflict-rate", "2"], "conflict-rate"),
     (["--templates", "/nonexistent/templates"], "no such folder"),
-    (["--base-url", "not-a-url"], "not a server URL"),
+    (["--base-url", "not-a-url"], "neither an http(s) URL nor a file of URLs"),
     (["--judge", "nokind"], "bad model spec"),
 ])
 def test_bad_options_fail_before_any_request(fake_server, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -55,7 +55,7 @@ def test_stall_times_out_then_reports_timed_out(fake_server, transport: str) -> 
     llm = make_llm("openai:m", BackendOptions(base_url=server.base_url, max_retries=1, timeout=0.4,
                                               transport=transport), attempts=1)
     start = time.monotonic()
-    with pytest.raises(LLMError, match="timed out .gave up after 1 retries"):
+    with pytest.raises(LLMError, match="timed out .gave up after 1 retry"):
         llm.run(llm.chat([{"role": "user", "content": "q"}]))
     assert server.requests == 2 and 0.8 <= time.monotonic() - start < 5
 

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "Fine-tune a model on RNR data: SFT (loss on assistant replies), DPO on preference pairs, GRPO "
                        "with rule rewards, or SFT then DPO."),
     "generate": ("generate", "Generate role-and-rule training data from an instruction dataset (RoleNRules)."),
-    "run": ("run", "Run the whole RNR method; each stage resumes or is skipped when already complete."),
+    "run": ("run", "Run the whole RNR method."),
     "data": ("data", "Dataset conversion and inspection."),
     "bench": ("evaluate", "Benchmarks of held-out system prompts."),
     "standard": ("evaluate", "Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model."),

@@ -72,9 +72,13 @@ class GenerateConfig(BaseModel):
 
     @field_validator("base_url", "judge_base_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_url(value)
+    def _url(cls, value: list[str] | None) -> list[str] | None:
+        # URLs are checked here, a file of URLs for its lines when the client is built (still before any request).
+        for item in value or []:
+            if "://" in item:
+                check_url(item.strip())
+            elif item.strip() and not Path(item.strip()).expanduser().is_file():
+                raise ValueError(f"{item!r}: neither an http(s) URL nor a file of URLs")
         return value
 
     @model_validator(mode="after")

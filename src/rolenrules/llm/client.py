@@ -101,6 +101,12 @@ class LLM:
         return Usage(requests=self._requests, prompt_tokens=self._prompt_tokens,
                      completion_tokens=self._completion_tokens, cached_requests=self._cached)
 
+    def record(self, usage: Usage) -> None:
+        """Count a request sent straight to the backend (the pre-run check) in this client's totals."""
+        self._requests += 1
+        self._prompt_tokens += usage.prompt_tokens
+        self._completion_tokens += usage.completion_tokens
+
     def stats(self) -> CallStats:
         """Throughput and where the time went, for this client's calls so far."""
         wall, cpu = self._wall, self._cpu

@@ -191,9 +191,10 @@ class OpenAIBackend:
                         log.debug("%s: %s on %s; trying another server", self.identity, failure.reason, endpoint.url)
                         continue
                 if not failure.retryable or retries_left <= 0:
-                    raise self._error(failure, failed_on or [endpoint]) from None
+                    raise self._error(failure, failed_on or [endpoint], retries_taken) from None
                 delay = retry_delay(retries_taken, failure.headers)
-                log.info("%s: retrying in %.2f s (retry %d of %d) after %s", self.identity, delay, retries_taken + 1,
+                # Debug, not info: a long run retries often, and the summary counts the failures that stayed.
+                log.debug("%s: retrying in %.2f s (retry %d of %d) after %s", self.identity, delay, retries_taken + 1,
                          max_retries, failure.reason)
                 retries_left -= 1
                 retries_taken += 1
@@ -293,9 +294,11 @@ class OpenAIBackend:
                 raise
             raise InvalidReplyError(f"{self.identity}: malformed response body ({type(error).__name__})") from None
 
-    def _error(self, failure: _Failure, tried: list[Endpoint]) -> LLMError:
+    def _error(self, failure: _Failure, tried: list[Endpoint], retries_taken: int) -> LLMError:
         where = tried[0].url if len(tried) == 1 else f"{len(tried)} servers ({', '.join(e.url for e in tried)})"
-        retries = f"{self.max_retries} retries" + (" each" if len(tried) > 1 else "")
+        if self.transport != "aiohttp":
+            retries_taken = self.max_retries  # the SDK retried inside the call
+        retries = f"{retries_taken} {'retry' if retries_taken == 1 else 'retries'}"
         if failure.kind in ("connect", "timeout"):
             cause = "unreachable (connection failed)" if failure.kind == "connect" else "timed out"
             return LLMError(f"{self.identity}: server at {where} is {cause} (gave up after {retries})")

@@ -43,4 +43,4 @@ async def preflight(*models: tuple[str, LLM]) -> None:
             continue
         except LLMError as error:
             raise LLMError(f"the {name} ({llm.identity}) failed its check request before the run: {error}") from None
-        llm.usage = llm.usage.add(result.usage.model_copy(update={"requests": 1}))
+        llm.record(result.usage)
