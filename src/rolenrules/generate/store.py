@@ -3,8 +3,9 @@ any point (even `kill -9`) continues where it stopped, with nothing lost or dupl
 
 Each finished unit of work is one committed row holding its typed outcome (`outcomes`): a system
 prompt (or why it was dropped) per prompt index, and a kept, rejected or failed record per
-conversation id. The final output is rebuilt from these rows, so re-running a finished run
-writes nothing new. Each invocation's token usage is a row of its own, kept up to date as work is
+conversation id, with what answering it tried (`trials`: every checked reply and the preference
+pairs they make); the judge calibration's items; and every judge call's transcript. The final
+output is rebuilt from these rows, so re-running a finished run writes nothing new. Each invocation's token usage is a row of its own, kept up to date as work is
 committed, so the card counts every session of a resumed run.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from rolenrules._sqlite import connect
 from rolenrules.errors import ConfigError
 from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, Rejection, Status,
-                                          status_of)
+                                          Trials, status_of)
 from rolenrules.records import Example, SystemPrompt, Usage
 
 _TABLES = """
@@ -31,6 +32,10 @@ CREATE TABLE IF NOT EXISTS conversations (
     status TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, teacher TEXT NOT NULL, judge TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY, tries TEXT NOT NULL, pairs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calibration (idx INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS transcripts (key TEXT PRIMARY KEY, unit TEXT NOT NULL, payload TEXT NOT NULL);
 """
 
 _CONVERSATION_TYPES: dict[str, type[Example] | type[Rejection] | type[Failure]] = {
@@ -113,10 +118,61 @@ class RunStore:
             rows = self._db.execute("SELECT id FROM conversations WHERE status != ?", (Status.FAILED.value,))
             return {r[0] for r in rows}
 
-    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome) -> None:
+    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome,
+                         trials: Trials | None = None) -> None:
+        """The conversation's outcome and, in the same transaction, what answering it tried."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
-                             (outcome.id, prompt_idx, position, status_of(outcome).value, outcome.model_dump_json()))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if trials is not None:
+                    self._db.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?)",
+                                     (outcome.id, json.dumps(trials.tries), json.dumps(trials.pairs)))
+                self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
+                                 (outcome.id, prompt_idx, position, status_of(outcome).value,
+                                  outcome.model_dump_json()))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def trials(self) -> dict[str, Trials]:
+        """What answering each finished (kept or rejected) conversation tried, by conversation id."""
+        with self._lock:
+            rows = self._db.execute("SELECT t.id, t.tries, t.pairs FROM trials t JOIN conversations c ON c.id = t.id "
+                                    "WHERE c.status != ? ORDER BY c.prompt_idx, c.position",
+                                    (Status.FAILED.value,)).fetchall()
+        return {id_: Trials(tries=json.loads(tries), pairs=json.loads(pairs)) for id_, tries, pairs in rows}
+
+    # -- judge calibration and transcripts ---------------------------------------------------
+    def put_calibration(self, idx: int, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO calibration VALUES (?, ?)", (idx, json.dumps(item)))
+
+    def calibration(self) -> dict[int, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT idx, payload FROM calibration ORDER BY idx").fetchall()
+        return {idx: json.loads(payload) for idx, payload in rows}
+
+    def put_transcript(self, unit: str, record: dict[str, Any]) -> None:
+        """One judge call of `unit` (a conversation id or `calibration-N`). A call made again for the
+        same unit, turn, attempt, sample, vote and kind (a resumed run) replaces the earlier one."""
+        key = json.dumps([unit, *(record.get(k) for k in ("kind", "turn", "attempt", "sample", "vote"))])
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO transcripts VALUES (?, ?, ?)", (key, unit, json.dumps(record)))
+
+    def transcripts(self, units: set[str]) -> list[dict[str, Any]]:
+        """The transcripts of these units, in the order they were recorded."""
+        with self._lock:
+            rows = self._db.execute("SELECT unit, payload FROM transcripts ORDER BY rowid").fetchall()
+        return [json.loads(payload) for unit, payload in rows if unit in units]
+
+    def get_meta(self, key: str) -> Any:
+        value = self._get_meta(key)
+        return json.loads(value) if value is not None else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def conversations(self, *statuses: Status) -> list[Outcome]:
         """Conversations of these statuses, in a stable order (prompt, then position)."""

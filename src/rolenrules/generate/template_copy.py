@@ -1,0 +1,64 @@
+"""System prompts that copy the prompt template's own example.
+
+The system-prompt template shows the teacher one example reply (a bakery assistant). A weak
+teacher copies it — role, rules or both — instead of writing a prompt for the requests it was
+given; such a prompt is not the teacher's work and is rejected. The examples are read from the
+rendered template itself (any JSON object in it with a `role` and `rules`), so an edited template
+(`--templates`) is covered too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rolenrules.generate.dedup import overlap
+from rolenrules.records import Message
+
+#: Shared word 3-grams over the shorter text's at or above which a role or a rule is a copy. A role
+#: copied with a new name or one more clause stays above 0.6; two unrelated roles share almost none.
+ROLE_OVERLAP = 0.6
+RULE_OVERLAP = 0.8
+
+
+@dataclass(frozen=True)
+class TemplateExample:
+    role: str
+    rules: tuple[str, ...]
+
+
+def template_examples(messages: Sequence[Message]) -> list[TemplateExample]:
+    """Every JSON object in the rendered template shaped like a system-prompt reply."""
+    decoder = json.JSONDecoder()
+    found: list[TemplateExample] = []
+    for message in messages:
+        text = message.content
+        start = text.find("{")
+        while start >= 0:
+            try:
+                value, end = decoder.raw_decode(text, start)
+            except ValueError:
+                start = text.find("{", start + 1)
+                continue
+            if isinstance(value, dict) and isinstance(value.get("role"), str):
+                rules = value.get("rules") if isinstance(value.get("rules"), list) else []
+                texts = tuple(r["text"] if isinstance(r, dict) and isinstance(r.get("text"), str) else str(r)
+                              for r in rules)
+                found.append(TemplateExample(role=value["role"], rules=texts))
+            start = text.find("{", end)
+    return found
+
+
+def copied_example(role: str, rules: Sequence[str], examples: Sequence[TemplateExample]) -> str | None:
+    """Why this role and these rules copy a template example, or None when they do not."""
+    for example in examples:
+        share = overlap(role, example.role)
+        if share >= ROLE_OVERLAP:
+            return f"its role copies the prompt template's example ({share:.0%} of it): {role[:160]!r}"
+        for rule in rules:
+            for original in example.rules:
+                share = overlap(rule, original)
+                if share >= RULE_OVERLAP:
+                    return f"rule {rule[:120]!r} copies the prompt template's example rule {original!r}"
+    return None
