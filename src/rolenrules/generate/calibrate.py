@@ -115,6 +115,8 @@ class CalibrationSummary:
     kappa_ci: list[float] | None
     #: Per rule type: n (both scored), agreements, reference fails, false passes.
     by_type: dict[str, dict[str, int]]
+    #: Rules shown to the judge that the reply was not asked to follow.
+    extra_rules: int = 0
 
     @property
     def complete(self) -> bool:
@@ -123,7 +125,7 @@ class CalibrationSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"planned": self.planned, "done": self.done, **self.agreement.as_dict(),
                 "accuracy_ci": self.accuracy_ci, "false_pass_ci": self.false_pass_ci, "kappa_ci": self.kappa_ci,
-                "by_type": self.by_type}
+                "by_type": self.by_type, "extra_rules": self.extra_rules}
 
 
 def summarise_calibration(items: dict[int, dict[str, Any]], planned: int) -> CalibrationSummary:
@@ -150,7 +152,8 @@ def summarise_calibration(items: dict[int, dict[str, Any]], planned: int) -> Cal
         planned=planned, done=len(items), agreement=result,
         accuracy_ci=_interval(agree, len(pairs)), false_pass_ci=_interval(false_passes, result.reference_fails),
         kappa_ci=kappa_interval([r for r, _ in pairs], [j for _, j in pairs]),
-        by_type=dict(sorted(by_type.items())))
+        by_type=dict(sorted(by_type.items())),
+        extra_rules=sum(1 for item in items.values() for rule in item["rules"] if not rule["asked"]))
 
 
 @dataclass(frozen=True)

@@ -254,8 +254,9 @@ def _calibration(inputs: CardInputs) -> list[str]:
     a = summary.agreement
     lines += [f"Before the run, the judge (`{inputs.judge}`) was asked about {a.n + a.judge_unscored} rule-library "
               f"rules on {summary.done} teacher replies (of {summary.planned} planned) whose verdict the rule library "
-              "knows; rules the reply was not written to follow were mixed in, so some are broken. Intervals are "
-              "95% (Wilson; kappa: Cohen's large-sample standard error).", ""]
+              "knows" + ("; rules the reply was not written to follow were mixed in, so that some are broken"
+                         if summary.extra_rules else "") + ". Intervals are 95% (Wilson; kappa: Cohen's "
+              "large-sample standard error).", ""]
     kappa = "n/a" if a.kappa is None else f"{a.kappa:.2f}" + (
         f" [{summary.kappa_ci[0]:.2f}, {summary.kappa_ci[1]:.2f}]" if summary.kappa_ci else "")
     rows = [
@@ -271,10 +272,12 @@ def _calibration(inputs: CardInputs) -> list[str]:
     ]
     lines += _table(["", ""], rows)
     if low_kappa(summary, config.min_judge_kappa):
-        lines += [f"> **Warning:** the judge's kappa is below {config.min_judge_kappa:g}: it agrees little with exact "
-                  "checks, so its verdicts on teacher-written rules are doubtful"
-                  + (" (they were used anyway: --judged-rules on)." if inputs.judged_rules and inputs.judged_rules.on
-                     else "."), ""]
+        problem = (f"is below {config.min_judge_kappa:g}: it agrees little with exact checks" if a.kappa is not None
+                   else "could not be measured (the known verdicts, or the judge's, were all the same)")
+        used = (" (they were used anyway: --judged-rules on)." if inputs.judged_rules and inputs.judged_rules.on
+                else ".")
+        lines += [f"> **Warning:** the judge's kappa {problem}, so its verdicts on teacher-written rules are "
+                  f"doubtful{used}", ""]
     type_rows = [[f"`{t}`", r["n"], _pct(r["agree"], r["n"]), f"{r['false_passes']} of {r['reference_fails']}"]
                  for t, r in summary.by_type.items()]
     lines += _table(["rule type", "n", "agreement", "false passes"], type_rows)
