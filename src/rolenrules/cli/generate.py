@@ -99,7 +99,7 @@ def _dry_run(config: GenerateConfig) -> None:
     cost = result.cost(config)
     prices = config.prices
     if cost is not None and prices is not None:
-        lines.append(f"cost: ${cost[0]:,.2f}–${cost[1]:,.2f} at ${prices[0]:g}/1M prompt and ${prices[1]:g}/1M "
+        lines.append(f"cost: {_usd(cost[0])}–{_usd(cost[1])} at ${prices[0]:g}/1M prompt and ${prices[1]:g}/1M "
                      "completion tokens (cached requests cost nothing)")
     else:
         lines.append("cost: pass --price-per-1m IN,OUT (USD per million tokens) for an estimate")
@@ -107,6 +107,10 @@ def _dry_run(config: GenerateConfig) -> None:
     lines += [f"note: {note}" for note in result.notes]
     for line in lines:
         console.print(line, highlight=False, markup=False)
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
 generate_command = command_from_config(

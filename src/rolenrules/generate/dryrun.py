@@ -147,8 +147,8 @@ async def _estimate(config: GenerateConfig, plans: list[Plan], library_max: int,
     if calibrating:
         n = config.judge_calibration
         kinds += [CallKind("calibration replies (teacher)", n, n, per_reply_prompt, reply_tokens),
-                  CallKind("calibration verdicts (judge)", n, n,
-                           (sample["judge_prompt"] or per_reply_prompt + 400), 40 * RULES_PER_ITEM)]
+                  CallKind("calibration verdicts (judge)", n, n, (sample["judge_prompt"] or per_reply_prompt + 400),
+                           (sample["judge_per_rule"] or 40) * min(RULES_PER_ITEM, library_max))]
     if sample["failed"]:
         notes.append(sample["failed"])
     return DryRunEstimate(system_prompts=len(plans), conversations=conversations, turns=turns_total,
@@ -162,7 +162,7 @@ async def _sample(config: GenerateConfig, plan: Plan, teacher: Teacher, judge: J
     rng = random.Random(f"prompt-{config.seed}-{plan.idx}")
     instructions = [s.user_turns[0] for s in plan.seeds]
     out: dict[str, Any] = {"prompt_tokens": 0, "prompt_chars": 0, "prompt_completion": 0.0, "reply_completion": 0.0,
-           "system_chars": 0, "reply_chars": 0, "judge_prompt": 0.0, "judge_completion": 0.0, "failed": ""}
+           "system_chars": 0, "reply_chars": 0, "judge_prompt": 0.0, "judge_completion": 0.0, "judge_per_rule": 0.0, "failed": ""}
     before = teacher.llm.usage
     try:
         system_prompt, _ = await teacher.system_prompt(instructions, rng, mix, tries=1)
@@ -190,4 +190,5 @@ async def _sample(config: GenerateConfig, plan: Plan, teacher: Teacher, judge: J
         await judge.judge(system_text, messages[1:], result.text, judged, turn=0)
         out["judge_prompt"] = float(judge.usage.prompt_tokens - before.prompt_tokens)
         out["judge_completion"] = float(judge.usage.completion_tokens - before.completion_tokens)
+        out["judge_per_rule"] = out["judge_completion"] / len(judged)
     return out
