@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 
 #: Command modules under rolenrules.cli, each with `register(app)`.
-_COMMAND_MODULES = ("data", "chat", "evaluate", "tasks", "train", "rules", "ifeval", "generate", "run")
+_COMMAND_MODULES = ("init", "data", "chat", "evaluate", "tasks", "train", "rules", "ifeval", "generate", "run")
 
 
 def _version(value: bool) -> None:
