@@ -294,7 +294,7 @@ class Experiment:
         config = self.config.generate
         if fresh and (config.run_path / "run.sqlite").exists():
             shutil.rmtree(config.run_path)  # our run store, made with other options; the request cache is kept
-        result = generate(config, default_clients)
+        result = generate(config, default_clients, command=f"rnr run {self.name}")
         self.echo(f"[generate] {result.kept} kept, {result.rejected} rejected, {result.failed} failed → {result.out}")
         if not result.complete:
             raise Incomplete(f"[generate] {result.failed} conversation(s) failed on server errors; run "
