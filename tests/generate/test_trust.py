@@ -61,6 +61,12 @@ def test_the_template_example_is_found_in_the_rendered_template_and_its_copies_a
     renamed = "You are Max, the order assistant of Fresh Crust Bakery. You help customers place and track orders."
     assert copied_example(renamed, [], [example])  # a near-duplicate
     assert copied_example("You are Bella, the order assistant of Fresh Crust Bakery.", [], [example])  # a part
+    # the example's first sentence, then text of its own (what SmolLM2 wrote in the quickstart)
+    assert copied_example("You are Bella, the order assistant of Fresh Crust Bakery. Emails from customers with order "
+                          "details, discounts, and promotions, but you don't support any official baking "
+                          "organizations. Can only help with bake shop orders.", [], [example])
+    assert copied_example("You are Max, the order assistant of Crusty Pizza: you take pizza orders by phone and "
+                          "chat and answer questions about toppings.", [], [example]) is None
     assert copied_example("You are Nova, Acme's billing assistant.", ["Keep every reply under 80 words."], [example])
     assert copied_example("You are Nova, Acme's billing assistant for invoices and refunds.",
                           ["Answer in a friendly, professional tone."], [example]) is None

@@ -13,13 +13,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rolenrules.generate.dedup import overlap
+from rolenrules.generate.dedup import overlap, shingles
 from rolenrules.records import Message
 
 #: Shared word 3-grams over the shorter text's at or above which a role or a rule is a copy. A role
 #: copied with a new name or one more clause stays above 0.6; two unrelated roles share almost none.
 ROLE_OVERLAP = 0.6
 RULE_OVERLAP = 0.8
+#: Word 3-grams a role may share with the example's before it is a copy, however long it is: six words
+#: in a row ("You are Bella, the order assistant ...") is a copied sentence with text added after it.
+ROLE_SHARED = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ def copied_example(role: str, rules: Sequence[str], examples: Sequence[TemplateE
     """Why this role and these rules copy a template example, or None when they do not."""
     for example in examples:
         share = overlap(role, example.role)
-        if share >= ROLE_OVERLAP:
+        shared = len(shingles(role) & shingles(example.role))
+        if share >= ROLE_OVERLAP or shared >= ROLE_SHARED:
             return f"its role copies the prompt template's example ({share:.0%} of it): {role[:160]!r}"
         for rule in rules:
             for original in example.rules:
