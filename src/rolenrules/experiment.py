@@ -297,7 +297,9 @@ class Experiment:
         result = generate(config, default_clients, command=f"rnr run {self.name}")
         self.echo(f"[generate] {result.kept} kept, {result.rejected} rejected, {result.failed} failed → {result.out}")
         if not result.complete:
-            raise Incomplete(f"[generate] {result.failed} conversation(s) failed on server errors; run "
+            what = f"{result.failed} conversation(s)" + (
+                f" and {result.calibration_failed} judge-calibration check(s)" if result.calibration_failed else "")
+            raise Incomplete(f"[generate] {what} failed on server errors; run "
                              f"`rnr run {self.name}` again to retry them (the later stages wait for them)")
         if result.kept == 0:
             raise ConfigError(f"[generate] kept no conversation (see {result.rejects}): nothing to build a "
