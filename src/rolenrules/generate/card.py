@@ -40,6 +40,9 @@ class CardInputs:
     templates: dict[str, str]
     command: str | None = None
     pairs_written: bool = False
+    #: The clients' throughput and time at the servers vs in this process, this invocation (when the
+    #: client layer measures it: `LLM.stats()`).
+    timing: str | None = None
 
 
 def size_category(n: int) -> str:
@@ -394,6 +397,8 @@ def _cost(inputs: CardInputs) -> list[str]:
              *_table(["", "requests", "prompt tokens", "completion tokens", "cached requests"], [
                  ["teacher", t.requests, f"{t.prompt_tokens:,}", f"{t.completion_tokens:,}", t.cached_requests],
                  ["judge", j.requests, f"{j.prompt_tokens:,}", f"{j.completion_tokens:,}", j.cached_requests]])]
+    if inputs.timing:
+        lines += [f"Client timing of this invocation: {inputs.timing}.", ""]
     cost = config.cost(usage.prompt_tokens, usage.completion_tokens)
     if cost is not None:
         prices = config.prices

@@ -605,6 +605,16 @@ class _Session:
         self.tracker.end()
 
 
+def _timing(teacher: LLM, judge: LLM) -> str | None:
+    """Calls/s and time at the servers vs in this process, where the client measures them (`LLM.stats`)."""
+    stats = [getattr(llm, "stats", None) for llm in (teacher, judge)]
+    if not all(callable(s) for s in stats):
+        return None
+    teacher_stats, judge_stats = (s() for s in stats)  # type: ignore[misc]
+    total = teacher_stats + judge_stats if judge is not teacher else teacher_stats
+    return total.summary() if hasattr(total, "summary") else None
+
+
 def _kappa_text(summary: CalibrationSummary) -> str:
     return "undefined" if summary.agreement.kappa is None else f"{summary.agreement.kappa:.2f}"
 
@@ -632,7 +642,7 @@ def _write_outputs(config: GenerateConfig, store: RunStore, session: _Session, c
         calibration=calibration, calibration_failed=session.calibration_failed, judged_rules=session.decision,
         teacher=teacher.identity, judge=judge.identity, teacher_usage=teacher_total, judge_usage=judge_total,
         templates=_template_versions(teacher, judge), command=command,
-        pairs_written=config.pairs_path is not None))
+        pairs_written=config.pairs_path is not None, timing=_timing(teacher.llm, judge.llm)))
     with atomic_path(config.card_path) as tmp:
         tmp.write_text(card, encoding="utf-8")
     complete = failed == 0 and session.calibration_failed == 0 and session.decision is not None
