@@ -197,3 +197,32 @@ def test_the_card_front_matter_is_yaml_and_names_the_source_licence(fake_server,
     assert front["size_categories"] == ["n<1K"] and front["source_datasets"] == ["self_instruct_seed_tasks.jsonl"]
     assert "rnr version: `" in card and "rnr generate --input" in card and "--source-license apache-2.0" in card
     assert "Not measured: judged rules were off" in card
+
+
+def test_an_all_rejected_run_says_why_by_rule_type_category_and_attempt(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
+    server = fake_server(reply=teacher_reply(answer=lambda body: "Always, a comma."))
+    out = tmp_path / "out.jsonl"
+    assert _generate(server.base_url, out, "--judged-rules", "off", "--max-attempts", "2") == 0
+    card = (tmp_path / "out.jsonl.card.md").read_text()
+    assert "| kept | 0 (0.0%) |" in card and "No conversation was kept: see the rejections below" in card
+    rejections = card.split("## Rejections")[1]
+    assert "| `response` | 4 | turn 0: still broke 1 rule(s) after 2 attempts" in rejections
+    assert "| `punctuation:no_comma` | 4 |" in rejections.split("### By rule type")[1]
+    assert "| `style` | 4 |" in rejections.split("### By rule category")[1]
+    assert "| 1 | 4 | 0 | 0.0% |" in card and "| 2 | 4 | 0 | 0.0% |" in card
+    assert "| `punctuation:no_comma` | 8 | 8 | 100.0% |" in card  # the rule the teacher cannot follow
+    rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
+    assert all(r["system_prompt"].startswith("You are Nova") and r["last_reply"] == "Always, a comma." for r in rejects)
+
+
+def test_the_source_licence_is_read_from_a_datasets_folder(tmp_path: Path) -> None:
+    from rolenrules.generate import GenerateConfig
+    from rolenrules.generate.card import source_dataset, source_license
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "dataset_info.json").write_text(json.dumps({"license": "cc-by-nc-4.0"}))
+    assert source_license(GenerateConfig(input=str(folder), out="o.jsonl")) == "cc-by-nc-4.0"
+    assert source_license(GenerateConfig(input=str(folder), out="o.jsonl", source_license="mit")) == "mit"
+    assert source_license(GenerateConfig(input="x.jsonl", out="o.jsonl")) == "unknown"
+    assert source_dataset("hf://tatsu-lab/alpaca:train") == "tatsu-lab/alpaca"
