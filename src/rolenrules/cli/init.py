@@ -25,8 +25,11 @@ def init(
                        "(default: the bundled 12-instruction sample).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace files of these names already in DIR.")] = False,
 ) -> None:
-    """Write a ready local project: quickstart.yaml (rnr generate, embedded model, about 2 minutes),
-    experiment.yaml (rnr run: generate, benchmark, LoRA training, evaluation, report) and a seed sample."""
+    """Write a ready local project: a quickstart config, an experiment for `rnr run` and a seed sample.
+
+    quickstart.yaml runs `rnr generate` with the embedded model (offline, about 2 minutes);
+    experiment.yaml runs generate, benchmark, LoRA training, evaluation and report with `rnr run`.
+    Paths in both are relative to their folder."""
     input_path = "data/seed_sample.jsonl"
     if data is not None:
         from rolenrules.io import read_examples
