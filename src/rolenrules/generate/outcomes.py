@@ -63,7 +63,8 @@ class Dropped(BaseModel):
     #: The system prompt's text, as the teacher saw it.
     system_prompt: str | None = None
     user_turns: list[str]
-    #: The last reply that failed verification, when there was one.
+    #: The last reply that failed verification, when there was one (for a system prompt that could not
+    #: be used, the teacher's reply that wrote it).
     last_reply: str | None = None
 
 
