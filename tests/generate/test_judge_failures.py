@@ -75,12 +75,17 @@ def test_judge_that_dies_mid_run_leaves_rules_unchecked_out_and_is_retried(fake_
     assert len(rejects) == 4
     assert all(r["status"] == "failed" and r["stage"] == "verify" and "judge failed" in r["reason"] for r in rejects)
 
+    assert _rows(tmp_path / "out.jsonl.transcripts.jsonl") == []  # failed calls are redone, not audited twice
+
     state["judge_down"] = False
     assert _generate(args) == 0
     assert "already complete" not in capsys.readouterr().err
     kept = _rows(out)
     assert len(kept) == 4 and _rows(tmp_path / "out.jsonl.rejects.jsonl") == []
     assert all(v["source"] == "judge" and v["passed"] for e in kept for v in e["verdicts"])
+    transcripts = _rows(tmp_path / "out.jsonl.transcripts.jsonl")
+    assert {t["conversation"] for t in transcripts if "conversation" in t} == {e["id"] for e in kept}
+    assert len([t for t in transcripts if "calibration" in t]) == 8
 
 
 def test_unparsable_judge_reply_is_unscored_not_failed(fake_server, tmp_path: Path) -> None:  # noqa: ANN001

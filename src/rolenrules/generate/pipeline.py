@@ -282,9 +282,10 @@ def generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tu
             teacher_llm, judge_llm = make_clients(config)
             teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
                               prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
-            judge = Judge(judge_llm, templates_dir=config.templates, transcripts=_transcript_sink(store))
+            transcripts = _Transcripts()
+            judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
             tracker = StageTracker(progress or LogProgress(), lambda: teacher.llm.usage.add(judge.usage))
-            session = _Session(config, store, plans, seeds, teacher, judge, library_max, tracker)
+            session = _Session(config, store, plans, seeds, teacher, judge, library_max, tracker, transcripts)
             asyncio.run(session.main())
             return _write_outputs(config, store, session, command)
         finally:
@@ -296,14 +297,24 @@ def _outputs_exist(config: GenerateConfig) -> bool:
     return all(p.exists() for p in paths) and (config.pairs_path is None or config.pairs_path.exists())
 
 
-def _transcript_sink(store: RunStore) -> Callable[[dict[str, Any]], None]:
-    """Judge transcripts into the run store, by the unit of work they belong to."""
-    def keep(record: dict[str, Any]) -> None:
+class _Transcripts:
+    """Judge transcripts held by the unit of work they belong to (a conversation, a calibration item)
+    until the unit is committed with them, in one transaction."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, list[dict[str, Any]]] = {}
+
+    def __call__(self, record: dict[str, Any]) -> None:
         if "conversation" in record:
-            store.put_transcript(str(record["conversation"]), record)
+            unit = str(record["conversation"])
         elif "calibration" in record:
-            store.put_transcript(f"calibration-{record['calibration']}", record)
-    return keep
+            unit = f"calibration-{record['calibration']}"
+        else:
+            return
+        self._held.setdefault(unit, []).append(record)
+
+    def take(self, unit: str) -> list[dict[str, Any]]:
+        return self._held.pop(unit, [])
 
 
 async def _close(*llms: LLM) -> None:
@@ -464,9 +475,11 @@ class _Session:
     """This invocation's work, in one event loop (the HTTP clients belong to it)."""
 
     def __init__(self, config: GenerateConfig, store: RunStore, plans: list[Plan], seeds: list[Example],
-                 teacher: Teacher, judge: Judge, library_max: int, tracker: StageTracker) -> None:
+                 teacher: Teacher, judge: Judge, library_max: int, tracker: StageTracker,
+                 transcripts: _Transcripts) -> None:
         self.config, self.store, self.plans, self.seeds = config, store, plans, seeds
         self.teacher, self.judge, self.library_max, self.tracker = teacher, judge, library_max, tracker
+        self.transcripts = transcripts
         self.limit = max(2, config.concurrency * 2)
         self.calibration: CalibrationSummary | None = None
         self.calibration_failed = 0
@@ -532,10 +545,11 @@ class _Session:
                     record = await calibrate_item(item, self.teacher, self.judge)
                 except (StageFailure, LLMError) as error:
                     self.calibration_failed += 1
+                    self.transcripts.take(f"calibration-{item.index}")  # redone by the next run
                     log.debug("calibration item %d failed: %s", item.index, error)
                     self.tracker.advance("failed")
                     return
-                self.store.put_calibration(item.index, record)
+                self.store.put_calibration(item.index, record, self.transcripts.take(f"calibration-{item.index}"))
                 self.committed()
                 self.tracker.advance("kept" if record["reply"] is not None else "rejected")
             return run
@@ -592,7 +606,10 @@ class _Session:
                 draft = Draft(id=conversation_id(config, plan, position), plan=plan, position=position, seed=seed,
                               user_turns=seed.user_turns[: config.max_turns])
                 outcome = await run_steps(steps, draft, provenance)
-                store.put_conversation(plan.idx, position, outcome, draft.trials)
+                # A failed (retryable) conversation is redone by the next run: its judge calls with it.
+                calls = self.transcripts.take(draft.id)
+                store.put_conversation(plan.idx, position, outcome, draft.trials,
+                                       calls if not isinstance(outcome, Failure) else ())
                 self.committed()
                 if isinstance(outcome, Example):
                     with open(partial, "a", encoding="utf-8") as handle:

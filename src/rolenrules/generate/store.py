@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,22 +120,33 @@ class RunStore:
             rows = self._db.execute("SELECT id FROM conversations WHERE status != ?", (Status.FAILED.value,))
             return {r[0] for r in rows}
 
-    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome,
-                         trials: Trials | None = None) -> None:
-        """The conversation's outcome and, in the same transaction, what answering it tried."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if trials is not None:
-                    self._db.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?)",
-                                     (outcome.id, json.dumps(trials.tries), json.dumps(trials.pairs)))
-                self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
-                                 (outcome.id, prompt_idx, position, status_of(outcome).value,
-                                  outcome.model_dump_json()))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome, trials: Trials | None = None,
+                         transcripts: Sequence[dict[str, Any]] = ()) -> None:
+        """The conversation's outcome and, in the same transaction, what answering it tried and its
+        judge calls' transcripts (so they exist exactly when the conversation does)."""
+        with self._lock, self._transaction():
+            if trials is not None:
+                self._db.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?)",
+                                 (outcome.id, json.dumps(trials.tries), json.dumps(trials.pairs)))
+            self._put_transcripts(outcome.id, transcripts)
+            self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
+                             (outcome.id, prompt_idx, position, status_of(outcome).value, outcome.model_dump_json()))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _put_transcripts(self, unit: str, records: Sequence[dict[str, Any]]) -> None:
+        # A call made again for the same unit, turn, attempt, sample, vote and kind replaces the earlier one.
+        for record in records:
+            key = json.dumps([unit, *(record.get(k) for k in ("kind", "turn", "attempt", "sample", "vote"))])
+            self._db.execute("INSERT OR REPLACE INTO transcripts VALUES (?, ?, ?)", (key, unit, json.dumps(record)))
 
     def trials(self) -> dict[str, Trials]:
         """What answering each finished (kept or rejected) conversation tried, by conversation id."""
@@ -144,21 +157,15 @@ class RunStore:
         return {id_: Trials(tries=json.loads(tries), pairs=json.loads(pairs)) for id_, tries, pairs in rows}
 
     # -- judge calibration and transcripts ---------------------------------------------------
-    def put_calibration(self, idx: int, item: dict[str, Any]) -> None:
-        with self._lock:
+    def put_calibration(self, idx: int, item: dict[str, Any], transcripts: Sequence[dict[str, Any]] = ()) -> None:
+        with self._lock, self._transaction():
+            self._put_transcripts(f"calibration-{idx}", transcripts)
             self._db.execute("INSERT OR REPLACE INTO calibration VALUES (?, ?)", (idx, json.dumps(item)))
 
     def calibration(self) -> dict[int, dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT idx, payload FROM calibration ORDER BY idx").fetchall()
         return {idx: json.loads(payload) for idx, payload in rows}
-
-    def put_transcript(self, unit: str, record: dict[str, Any]) -> None:
-        """One judge call of `unit` (a conversation id or `calibration-N`). A call made again for the
-        same unit, turn, attempt, sample, vote and kind (a resumed run) replaces the earlier one."""
-        key = json.dumps([unit, *(record.get(k) for k in ("kind", "turn", "attempt", "sample", "vote"))])
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO transcripts VALUES (?, ?, ?)", (key, unit, json.dumps(record)))
 
     def transcripts(self, units: set[str]) -> list[dict[str, Any]]:
         """The transcripts of these units, in the order they were recorded."""
