@@ -67,6 +67,11 @@ def test_the_template_example_is_found_in_the_rendered_template_and_its_copies_a
                           "organizations. Can only help with bake shop orders.", [], [example])
     assert copied_example("You are Max, the order assistant of Crusty Pizza: you take pizza orders by phone and "
                           "chat and answer questions about toppings.", [], [example]) is None
+    # the example's persona kept, the rest rewritten (also seen in the quickstart)
+    assert "persona 'Bella'" in copied_example("You are Bella, the order agent of Maxx High Pure Cakes. You assist "
+                                               "any customers opening their order", [], [example])
+    assert copied_example("You are Isabella, a travel planner.", [], [example]) is None
+    assert "placeholder" in copied_example("<name of the assistant>", [], [example])  # the shape, not a role
     assert copied_example("You are Nova, Acme's billing assistant.", ["Keep every reply under 80 words."], [example])
     assert copied_example("You are Nova, Acme's billing assistant for invoices and refunds.",
                           ["Answer in a friendly, professional tone."], [example]) is None

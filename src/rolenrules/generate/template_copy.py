@@ -10,6 +10,7 @@ rendered template itself (any JSON object in it with a `role` and `rules`), so a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,12 +24,20 @@ RULE_OVERLAP = 0.8
 #: Word 3-grams a role may share with the example's before it is a copy, however long it is: six words
 #: in a row ("You are Bella, the order assistant ...") is a copied sentence with text added after it.
 ROLE_SHARED = 4
+#: The persona name an example gives its assistant ("You are Bella, ..."): a small model that keeps the
+#: name keeps the example, even when it rewrites the rest ("You are Bella, the order agent of ...").
+_PERSONA = re.compile(r"\b[Yy]ou are ([A-Z][\w'-]+)")
 
 
 @dataclass(frozen=True)
 class TemplateExample:
     role: str
     rules: tuple[str, ...]
+
+    @property
+    def persona(self) -> str | None:
+        match = _PERSONA.search(self.role)
+        return match.group(1) if match else None
 
 
 def template_examples(messages: Sequence[Message]) -> list[TemplateExample]:
@@ -53,13 +62,22 @@ def template_examples(messages: Sequence[Message]) -> list[TemplateExample]:
     return found
 
 
+_PLACEHOLDER = re.compile(r"^\s*[<\[{].*[>\]}]\s*$", re.DOTALL)
+
+
 def copied_example(role: str, rules: Sequence[str], examples: Sequence[TemplateExample]) -> str | None:
-    """Why this role and these rules copy a template example, or None when they do not."""
+    """Why this role and these rules copy a template example (or only fill in its shape with a
+    placeholder such as `<name of the assistant>`), or None when they do not."""
+    if _PLACEHOLDER.match(role):
+        return f"its role is a placeholder, not a role: {role[:160]!r}"
     for example in examples:
         share = overlap(role, example.role)
         shared = len(shingles(role) & shingles(example.role))
         if share >= ROLE_OVERLAP or shared >= ROLE_SHARED:
             return f"its role copies the prompt template's example ({share:.0%} of it): {role[:160]!r}"
+        persona = example.persona
+        if persona and re.search(rf"\b{re.escape(persona)}\b", role):
+            return f"its role reuses the prompt template's example persona {persona!r}: {role[:160]!r}"
         for rule in rules:
             for original in example.rules:
                 share = overlap(rule, original)
