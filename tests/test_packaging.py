@@ -46,6 +46,8 @@ def test_wheel_holds_every_task_file_and_licence(wheel: Path) -> None:
             assert {f"rolenrules/data/{source.folder}/LICENSE", f"rolenrules/data/{source.folder}/NOTICE"} <= names
     assert "rolenrules/evaluate/tasks/__init__.py" in names
     assert not [n for n in names if "alpaca" in n.lower()]          # CC BY-NC: never shipped
+    # `rnr init` writes these from the package, so a pip install has the examples too.
+    assert {f"rolenrules/starter/{n}" for n in ("quickstart.yaml", "experiment.yaml", "data/seed_sample.jsonl")} <= names
     assert wheel.stat().st_size < 2_000_000
 
 

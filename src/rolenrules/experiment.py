@@ -83,7 +83,7 @@ class ExperimentConfig(BaseModel):
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment file whole; every error names the file and the field."""
-    from rolenrules.config_file import load_yaml_mapping
+    from rolenrules.config_file import load_yaml_mapping, resolve_paths
 
     values = load_yaml_mapping(path)
     base = Path(path).resolve().parent
@@ -96,15 +96,19 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         if key in train:
             raise ConfigError(f"{path}: train.{key}: set by the experiment (the generated data, without the "
                               "benchmark's system prompts); add other data with train.mix")
-    # Relative paths in the file are relative to the file, like a Makefile's.
-    workdir = Path(values.get("workdir") or ".")
-    workdir = workdir if workdir.is_absolute() else base / workdir
-    for section, keys in ((generate, ("input", "templates")), (train, ("model", "chat_template"))):
-        for key in keys:
-            value = section.get(key)
-            if isinstance(value, str) and not value.startswith("hf://") and (base / value).exists():
-                section[key] = str(base / value)
-    mix = [_relative(base, m) for m in _as_list(train.pop("mix", None))]
+    # Relative paths in the file are relative to the file, like a Makefile's (config_file.resolve_paths).
+    workdir = Path(resolve_paths({"workdir": values.get("workdir") or "."}, base, {"workdir": "output"},
+                                 source=str(path))["workdir"])
+    generate = resolve_paths(generate, base, GenerateConfig.PATHS, source=f"{path}: generate")
+    train = resolve_paths(train, base, {**TrainConfig.PATHS, "mix": "data"}, source=f"{path}: train")
+    mix = _as_list(train.pop("mix", None))
+    # Inputs read by later stages are checked now, not after hours of generation and training.
+    from rolenrules.config_file import split_weight
+
+    for where, spec in [("generate.input", generate.get("input")), *(("train.mix", m) for m in mix)]:
+        if isinstance(spec, str) and not spec.startswith("hf://") and not Path(split_weight(spec)[0]).exists():
+            raise ConfigError(f"{path}: {where}: {split_weight(spec)[0]} does not exist (relative paths in an "
+                              f"experiment file are relative to its folder, {base})")
     generate.setdefault("quiet", True)
     generate.setdefault("out", str(workdir / "generated.jsonl"))
     # Outside the run folder, so redoing the stage keeps the answers already paid for.
@@ -123,16 +127,6 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 
 def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
-
-
-def _relative(base: Path, spec: str) -> str:
-    """A `PATH[:WEIGHT]` data spec with PATH made relative to the experiment file when it exists there."""
-    from rolenrules.train.config import DataSource
-
-    source = DataSource.split(spec)
-    path = base / source["path"]
-    resolved = str(path) if path.exists() else source["path"]
-    return f"{resolved}:{source['weight']:g}" if "weight" in source else resolved
 
 
 class Experiment:
@@ -300,10 +294,12 @@ class Experiment:
         config = self.config.generate
         if fresh and (config.run_path / "run.sqlite").exists():
             shutil.rmtree(config.run_path)  # our run store, made with other options; the request cache is kept
-        result = generate(config, default_clients)
+        result = generate(config, default_clients, command=f"rnr run {self.name}")
         self.echo(f"[generate] {result.kept} kept, {result.rejected} rejected, {result.failed} failed → {result.out}")
         if not result.complete:
-            raise Incomplete(f"[generate] {result.failed} conversation(s) failed on server errors; run "
+            what = f"{result.failed} conversation(s)" + (
+                f" and {result.calibration_failed} judge-calibration check(s)" if result.calibration_failed else "")
+            raise Incomplete(f"[generate] {what} failed on server errors; run "
                              f"`rnr run {self.name}` again to retry them (the later stages wait for them)")
         if result.kept == 0:
             raise ConfigError(f"[generate] kept no conversation (see {result.rejects}): nothing to build a "

@@ -23,7 +23,7 @@ def _experiment(tmp_path: Path, server_url: str, model_dir: Path, **generate: An
     config["workdir"] = str(tmp_path / "work")
     config["generate"].update({"input": str(SEEDS), "teacher": "openai:any", "base_url": server_url, "num_prompts": 6,
                                "k": 3, "price_per_1k": None, "rule_types": ["punctuation:no_comma"],
-                               "verifiable_rules": "1", "max_retries": 0, **generate})
+                               "verifiable_rules": "1", "max_retries": 0, "judged_rules": "on", **generate})
     config["bench"]["size"] = 2
     config["train"].update(model=str(model_dir), epochs=1, max_steps=2, batch_size=2, grad_accum=1, max_length=256,
                            mix=[], logging_steps=1, gradient_checkpointing=False)

@@ -37,7 +37,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def _generate(args: list[str]) -> int:
     with pytest.raises(SystemExit) as info:
         main(["generate", "--input", str(SEEDS), "--quiet", "--num-prompts", "2", "--k", "2",
-              "--verifiable-rules", "0", *args])
+              "--verifiable-rules", "0", "--judged-rules", "on", *args])
     return int(info.value.code or 0)
 
 
@@ -75,12 +75,17 @@ def test_judge_that_dies_mid_run_leaves_rules_unchecked_out_and_is_retried(fake_
     assert len(rejects) == 4
     assert all(r["status"] == "failed" and r["stage"] == "verify" and "judge failed" in r["reason"] for r in rejects)
 
+    assert _rows(tmp_path / "out.jsonl.transcripts.jsonl") == []  # failed calls are redone, not audited twice
+
     state["judge_down"] = False
     assert _generate(args) == 0
     assert "already complete" not in capsys.readouterr().err
     kept = _rows(out)
     assert len(kept) == 4 and _rows(tmp_path / "out.jsonl.rejects.jsonl") == []
     assert all(v["source"] == "judge" and v["passed"] for e in kept for v in e["verdicts"])
+    transcripts = _rows(tmp_path / "out.jsonl.transcripts.jsonl")
+    assert {t["conversation"] for t in transcripts if "conversation" in t} == {e["id"] for e in kept}
+    assert len([t for t in transcripts if "calibration" in t]) == 8
 
 
 def test_unparsable_judge_reply_is_unscored_not_failed(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -90,10 +95,21 @@ def test_unparsable_judge_reply_is_unscored_not_failed(fake_server, tmp_path: Pa
         return "no JSON here" if schema_name(body) == "JudgeReply" else script(body)
 
     server = fake_server(reply=reply)
+    # By default a rule nobody could check is not verified data: regenerated, then rejected as unscored.
     out = tmp_path / "out.jsonl"
     assert _generate(["--teacher", "openai:any", "--base-url", server.base_url, "--out", str(out)]) == 0
+    assert _rows(out) == []
+    rejects = _rows(tmp_path / "out.jsonl.rejects.jsonl")
+    assert len(rejects) == 4 and all(r["status"] == "rejected" and "judge gave no parsable verdict" in r["reason"]
+                                     for r in rejects)
+    assert "| kept with a rule nobody could check | 0 " in (tmp_path / "out.jsonl.card.md").read_text()
+    # --no-drop-unscored keeps them, unscored (never passed), and the card counts them.
+    out = tmp_path / "kept.jsonl"
+    assert _generate(["--teacher", "openai:any", "--base-url", server.base_url, "--out", str(out),
+                      "--no-drop-unscored"]) == 0
     kept = _rows(out)
     assert len(kept) == 4 and all(v["source"] == "unscored" and v["passed"] is None for e in kept for v in e["verdicts"])
+    assert "| kept with a rule nobody could check | 4 (100.0% of kept) |" in (tmp_path / "kept.jsonl.card.md").read_text()
 
 
 def test_judge_raises_on_transport_failure_and_marks_unparsable_unscored(fake_server) -> None:  # noqa: ANN001

@@ -26,7 +26,7 @@ SEEDS = Path(__file__).resolve().parents[1] / "data" / "self_instruct_seed_tasks
 def _cli(out: Path, base_url: str) -> list[str]:
     return [sys.executable, "-m", "rolenrules", "generate", "--input", str(SEEDS), "--teacher", "openai:any",
             "--base-url", base_url, "--out", str(out), "--num-prompts", "4", "--k", "3", "--verifiable-rules", "0",
-            "--concurrency", "2", "--quiet"]
+            "--concurrency", "2", "--quiet", "--judged-rules", "on"]
 
 
 def test_second_generate_on_the_same_out_stops_at_once(fake_server, tmp_path: Path) -> None:  # noqa: ANN001

@@ -28,8 +28,10 @@ def _seeds(_: object = None) -> Path:
 
 
 def _generate(server, out: Path, *extra: str, seeds: Path | str) -> None:  # noqa: ANN001
+    # The scripted judge passes everything, so calibration would (rightly) turn judged rules off: these
+    # tests of the pipeline's mechanics ask for them explicitly (tests/generate/test_trust.py covers auto).
     args = ["generate", "--input", str(seeds), "--teacher", "openai:any", "--base-url", server.base_url,
-            "--out", str(out), "--quiet", "--max-retries", "6", "--timeout", "5", *extra]
+            "--out", str(out), "--quiet", "--max-retries", "6", "--timeout", "5", "--judged-rules", "on", *extra]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code in (0, None), info.value
@@ -60,7 +62,7 @@ def test_end_to_end_accounts_for_every_seed(fake_server, tmp_path: Path) -> None
         assert sources == {"verifier", "judge"}
         meta = example.metadata
         assert meta["teacher"] == "openai:any" and meta["judge"] == "openai:any"
-        assert meta["templates"]["system_prompt"] == "2" and meta["usage"]["requests"] >= 1
+        assert meta["templates"]["system_prompt"] == "3" and meta["usage"]["requests"] >= 1
         assert meta["source"]["path"].endswith("self_instruct_seed_tasks.jsonl")
     card = (tmp_path / "out.jsonl.card.md").read_text()
     assert "Dataset card" in card and "punctuation:no_comma" in card and "| kept |" in card
@@ -88,7 +90,7 @@ def test_changed_options_or_input_on_an_existing_run_are_refused_naming_them(
     def again(*extra: str) -> str:
         with pytest.raises(SystemExit) as info:
             main(["generate", "--input", str(seeds), "--teacher", "openai:any", "--base-url", server.base_url,
-                  "--out", str(out), "--verifiable-rules", "0", "--quiet", *extra])
+                  "--out", str(out), "--verifiable-rules", "0", "--quiet", "--judged-rules", "on", *extra])
         assert info.value.code == 2
         return capsys.readouterr().err
 
@@ -242,7 +244,7 @@ def test_yaml_config_with_flag_override(fake_server, tmp_path: Path,
     server = fake_server(reply=teacher_reply())
     config = tmp_path / "gen.yaml"
     config.write_text(f"input: {_seeds()}\nteacher: openai:any\nbase-url: {server.base_url}\n"
-                      "num_prompts: 5\nk: 2\nverifiable_rules: 0\nquiet: true\n")
+                      "num_prompts: 5\nk: 2\nverifiable_rules: 0\nquiet: true\njudged-rules: 'on'\n")
     out = tmp_path / "out.jsonl"
     with pytest.raises(SystemExit) as info:
         main(["generate", "--config", str(config), "--out", str(out), "--num-prompts", "1"])
@@ -257,7 +259,7 @@ def test_yaml_config_with_flag_override(fake_server, tmp_path: Path,
 def _cli(seeds: Path, out: Path, base_url: str) -> list[str]:
     return [sys.executable, "-m", "rolenrules", "generate", "--input", str(seeds), "--teacher", "openai:any",
             "--base-url", base_url, "--out", str(out), "--num-prompts", "6", "--k", "4", "--verifiable-rules", "0",
-            "--concurrency", "2", "--quiet"]
+            "--concurrency", "2", "--quiet", "--judged-rules", "on"]
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -281,20 +283,25 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(fake_server, tmp_path: 
     assert server.requests <= reference.requests * 1.10
 
 
-def test_readme_quickstart_config_runs(fake_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    """The README's main job, with the teacher swapped for a local server (the config is the same file)."""
-    repo = Path(__file__).resolve().parents[2]
-    monkeypatch.chdir(repo)  # the quickstart's paths are relative to the repository root, as the README runs it
+def test_readme_quickstart_config_runs_from_any_folder(fake_server, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The README's main job, with the teacher swapped for a local server (the config is the same file), run
+    from an unrelated folder: the config's paths are relative to the config file."""
+    config = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     server = fake_server(reply=teacher_reply(answer=lambda body: " ".join(["word"] * 40)))
     out = tmp_path / "quick.jsonl"
     with pytest.raises(SystemExit) as info:
-        main(["generate", "--config", "examples/quickstart.yaml", "--teacher", "openai:any", "--base-url",
+        main(["generate", "--config", str(config), "--teacher", "openai:any", "--base-url",
               server.base_url, "--out", str(out), "--quiet"])
     assert info.value.code in (0, None)
     kept = list(read_examples(out)) if out.read_text() else []
     rejects = _rows(tmp_path / "quick.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 4  # 2 prompts x K=2
     assert all(len(e.system_prompt.rules) == 2 for e in kept)
+    assert list(elsewhere.iterdir()) == []  # nothing written where it ran
 
 
 def test_server_outage_failures_are_retried_on_resume(fake_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -312,7 +319,8 @@ def test_server_outage_failures_are_retried_on_resume(fake_server, tmp_path: Pat
     server = fake_server(reply=reply)
     out = tmp_path / "out.jsonl"
     args = ["generate", "--input", str(SEEDS), "--teacher", "openai:any", "--base-url", server.base_url, "--out",
-            str(out), "--quiet", "--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0"]
+            str(out), "--quiet", "--num-prompts", "2", "--k", "2", "--verifiable-rules", "0", "--max-retries", "0",
+            "--judged-rules", "on"]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 3

@@ -31,7 +31,7 @@ def test_card_counts_every_session_after_a_kill_during_the_final_write(fake_serv
     out = tmp_path / "out.jsonl"
     args = ["generate", "--input", str(SEEDS), "--teacher", "openai:any", "--base-url", server.base_url,
             "--out", str(out), "--num-prompts", "3", "--k", "2", "--verifiable-rules", "0", "--quiet",
-            "--price-per-1k", "1,1"]
+            "--price-per-1m", "1,1", "--judged-rules", "on"]
     with pytest.raises(SystemExit):
         main(args)
     first = _card_requests((tmp_path / "out.jsonl.card.md").read_text())

@@ -39,10 +39,10 @@ def test_rendering_without_a_declared_variable_names_it() -> None:
 
 
 def test_a_templates_dir_overrides_only_the_templates_it_holds(tmp_path: Path) -> None:
-    text = _packaged("system_prompt").replace("version: 2;", "version: 2-acme;", 1)
+    text = _packaged("system_prompt").replace("version: 3;", "version: 3-acme;", 1)
     (tmp_path / "system_prompt.j2").write_text(text.replace("### user\n", "### user\nACME HOUSE STYLE.\n", 1))
     custom = load_template("system_prompt", tmp_path)
-    assert custom.source == str(tmp_path / "system_prompt.j2") and custom.version == "2-acme"
+    assert custom.source == str(tmp_path / "system_prompt.j2") and custom.version == "3-acme"
     rendered = custom.render(instructions=["q"], min_rules=1, max_rules=2, hint="h")
     assert rendered[1].content.startswith("ACME HOUSE STYLE.")
     judge = load_template("judge", tmp_path)  # not in the folder: the packaged one
@@ -81,7 +81,7 @@ def _seeds(tmp_path: Path) -> Path:
 def _generate(server_url: str, tmp_path: Path, templates: Path) -> int | str | None:
     args = ["generate", "--input", str(_seeds(tmp_path)), "--teacher", "openai:any", "--base-url", server_url,
             "--out", str(tmp_path / "out.jsonl"), "--num-prompts", "1", "--k", "2", "--verifiable-rules", "0",
-            "--quiet", "--templates", str(templates)]
+            "--quiet", "--templates", str(templates), "--judged-rules", "on"]
     with pytest.raises(SystemExit) as info:
         main(args)
     return info.value.code
@@ -91,14 +91,14 @@ def test_generate_uses_the_override_and_records_its_version(fake_server, tmp_pat
     server = fake_server(reply=teacher_reply())
     folder = tmp_path / "templates"
     folder.mkdir()
-    text = _packaged("system_prompt").replace("version: 2;", "version: 2-acme;", 1)
+    text = _packaged("system_prompt").replace("version: 3;", "version: 3-acme;", 1)
     (folder / "system_prompt.j2").write_text(text.replace("### user\n", "### user\nACME HOUSE STYLE.\n", 1))
     assert _generate(server.base_url, tmp_path, folder) in (0, None)
     design = [body for body in server.log if (body.get("response_format") or {}).get("json_schema", {}).get("name")
               == "TeacherSystemPrompt"]
     assert design and all("ACME HOUSE STYLE." in body["messages"][-1]["content"] for body in design)
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert rows and all(row["metadata"]["templates"]["system_prompt"] == "2-acme" for row in rows)
+    assert rows and all(row["metadata"]["templates"]["system_prompt"] == "3-acme" for row in rows)
 
 
 def test_generate_with_a_broken_override_fails_before_any_request(fake_server, tmp_path: Path,  # noqa: ANN001

@@ -31,7 +31,9 @@ def test_flags_override_the_yaml_file(tmp_path: Path) -> None:
                            "batch_size: 8\nepochs: 2\n", encoding="utf-8")
     config = resolve_config(config_file, batch_size=2, lr=None, data=None, max_steps=5)
     assert config.batch_size == 2 and config.max_steps == 5 and config.epochs == 2
-    assert [s.spec() for s in config.data] == ["rnr.jsonl", "alpaca.json:0.5"]
+    # Paths in a config file are relative to the file (config_file.resolve_paths).
+    assert [s.spec() for s in config.data] == [f"{tmp_path}/rnr.jsonl", f"{tmp_path}/alpaca.json:0.5"]
+    assert config.out == tmp_path / "runs" / "a" and config.model == "base"  # a hub id stays as written
     # The old `method: lora` still means SFT with LoRA adapters.
     assert (config.method, config.adapter) == ("sft", "lora")
     assert config.learning_rate("sft") == 2e-4  # the LoRA default, since neither source gave one
@@ -133,10 +135,16 @@ def test_resolved_config_yaml_loads_back_identically(tmp_path: Path) -> None:
                                          "method": "sft-then-dpo", "adapter": "lora", "pairs": ["p.jsonl:2"],
                                          "eval_pairs": ["q.jsonl"], "lora_target_modules": ["q_proj"], "beta": 0.2,
                                          "sft_args": {"optim": "adafactor"}, "exclude": "held.txt"})
+    # Saved with absolute paths (those of the current folder), so it loads back the same from anywhere.
+    here = Path.cwd()
+    config = config.model_copy(update={
+        "data": [DataSource(path=str(here / "a.jsonl"), weight=0.5), DataSource(path=str(here / "b.json"))],
+        "eval_data": [DataSource(path=str(here / "e.jsonl"))], "pairs": [DataSource(path=str(here / "p.jsonl"), weight=2)],
+        "eval_pairs": [DataSource(path=str(here / "q.jsonl"))], "exclude": here / "held.txt", "out": here / "o"})
     saved = tmp_path / "resolved.yaml"
     saved.write_text(config.to_yaml(), encoding="utf-8")
     assert resolve_config(saved) == config
     # Every default is written out, including options this method does not use; it still loads back.
-    grpo = TrainConfig.model_validate({**BASE, "method": "grpo"})
+    grpo = TrainConfig.model_validate({**BASE, "method": "grpo", "data": [str(here / "a.jsonl")], "out": str(here / "o")})
     saved.write_text(grpo.to_yaml(), encoding="utf-8")
     assert "num_generations: 8" in saved.read_text(encoding="utf-8") and resolve_config(saved) == grpo

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "with rule rewards, or SFT then DPO."),
     "generate": ("generate", "Generate role-and-rule training data from an instruction dataset (RoleNRules)."),
     "run": ("run", "Run the whole RNR method."),
+    "init": ("init", "Write a ready local project: a quickstart config, an experiment for `rnr run` and a seed "
+                     "sample."),
     "data": ("data", "Dataset conversion and inspection."),
     "bench": ("evaluate", "Benchmarks of held-out system prompts."),
     "standard": ("evaluate", "Standard benchmarks (lm-evaluation-harness, AlpacaEval) on the same model."),

@@ -10,6 +10,7 @@ import inspect
 import json
 import typing
 from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -69,7 +70,7 @@ def _with_adapter_flags(command: Any) -> Any:
 
 
 train_command = _with_adapter_flags(command_from_config(
-    TrainConfig, _run, load_yaml_mapping, short={"config": "-c", "model": "-m", "data": "-d", "out": "-o"},
+    TrainConfig, _run, partial(load_yaml_mapping, paths=TrainConfig.PATHS), short={"config": "-c", "model": "-m", "data": "-d", "out": "-o"},
     doc="Fine-tune a model on RNR data: SFT (loss on assistant replies), DPO on preference pairs, GRPO with "
         "rule rewards, or SFT then DPO.\n\n"
         "Every option can also come from a YAML --config (flags override it); see docs/training.md. "

@@ -4,6 +4,7 @@
     DIR/results.jsonl   one `EvalResult` per example, appended as each completes (resume point)
     DIR/summary.json    every metric with bootstrap intervals (`metrics.summarise`)
     DIR/usage.json      token usage and time of each invocation that built the folder
+    DIR/transcripts.jsonl  every judge call's prompt and raw reply, by example, to audit its verdicts
     DIR/cache.sqlite    the request cache of the model and the judge
 
 Re-running the same command skips examples already in `results.jsonl`; the cache answers any
@@ -33,7 +34,7 @@ from rolenrules.evaluate.score_example import check_types, make_result, needs_ju
 from rolenrules.evaluate.bench import bench_rules, load_bench
 from rolenrules.evaluate.results import EvalResult, read_results
 from rolenrules.io import atomic_path
-from rolenrules.judge import Judge
+from rolenrules.judge import Judge, transcript_tag
 from rolenrules.llm import LLM, InvalidReplyError, LLMError, Sampling
 from rolenrules.records import Example, Usage
 
@@ -42,6 +43,7 @@ SUMMARY = "summary.json"
 RUN = "run.json"
 USAGE = "usage.json"
 CACHE = "cache.sqlite"
+TRANSCRIPTS = "transcripts.jsonl"
 
 Progress = Callable[[int, int], None]
 
@@ -188,9 +190,10 @@ async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judg
             async with limit:
                 example = by_id[old.id]
                 try:
-                    scored, role, calibration = await score_example(example, old.response, judge=judge,
-                                                            role_adherence=config.role_adherence,
-                                                            calibrate=config.calibrate_judge)
+                    with transcript_tag(example=old.id):
+                        scored, role, calibration = await score_example(example, old.response, judge=judge,
+                                                                role_adherence=config.role_adherence,
+                                                                calibrate=config.calibrate_judge)
                 except LLMError as failure:  # keeps its old verdicts; counted, so the run is incomplete
                     failures.append(f"{old.id}: judge: {failure}")
                     return old
@@ -214,9 +217,10 @@ async def _evaluate(examples: Sequence[Example], out_dir: Path, model: LLM, judg
                 failures.append(f"{example.id}: {failure}")
                 return
             try:
-                scored, role, calibration = await score_example(example, response, judge=judge,
-                                                        role_adherence=config.role_adherence,
-                                                        calibrate=config.calibrate_judge)
+                with transcript_tag(example=example.id):
+                    scored, role, calibration = await score_example(example, response, judge=judge,
+                                                            role_adherence=config.role_adherence,
+                                                            calibrate=config.calibrate_judge)
             except LLMError as failure:
                 # No verdict: left out of the results (the cached response makes the retry cheap).
                 failures.append(f"{example.id}: judge: {failure}")
@@ -272,6 +276,10 @@ def run_eval(bench: str | Path | Sequence[Example], out_dir: str | Path, *, mode
             raise ConfigError(f"--rescore: {out_dir} has no {RESULTS} to re-judge")
         _write_json(out_dir / RUN, info)
         sessions = _Sessions(out_dir)
+        if judge is not None and judge.transcripts is None:
+            if config.rescore:
+                (out_dir / TRANSCRIPTS).unlink(missing_ok=True)  # every stored response is judged again
+            judge.transcripts = _append_transcript(out_dir / TRANSCRIPTS)
 
         async def go() -> tuple[int, list[str]]:
             try:
@@ -287,6 +295,7 @@ def run_eval(bench: str | Path | Sequence[Example], out_dir: str | Path, *, mode
             finished, failures = asyncio.run(go())
         finally:
             sessions.update(model, judge, force=True)
+            _tidy_transcripts(out_dir)
         totals = sessions.totals()
         write_summary(out_dir, resamples=config.resamples, seed=config.seed, confidence=config.confidence,
                       extra={"usage": totals["usage"], "seconds": totals["seconds"], "n_errors": len(failures)})
@@ -294,6 +303,36 @@ def run_eval(bench: str | Path | Sequence[Example], out_dir: str | Path, *, mode
         raise EvalIncomplete(f"{len(failures)} of {len(examples)} examples got no response or no verdict (first: "
                              f"{failures[0]}); results so far are in {out_dir}; re-run the same command to resume")
     return out_dir
+
+
+def _append_transcript(path: Path) -> Callable[[dict[str, Any]], None]:
+    def keep(record: dict[str, Any]) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return keep
+
+
+def _tidy_transcripts(out_dir: Path) -> None:
+    """Keep the transcripts of examples with a result, the latest per call (a resumed run judges an
+    example again when an earlier run was stopped before writing its result)."""
+    path = out_dir / TRANSCRIPTS
+    if not path.exists():
+        return
+    done = {r.id for r in read_results(out_dir / RESULTS)}
+    latest: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a killed run
+        if record.get("example") in done:
+            key = json.dumps([record.get(k) for k in ("example", "kind", "vote")] + [
+                [r.get("id") for r in record.get("rules", [])]])
+            latest.pop(key, None)
+            latest[key] = record
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for record in latest.values():
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 class _Sessions:

@@ -1,114 +1,410 @@
-"""The dataset card: a markdown page with what a run made, what it dropped and what it cost."""
+"""The dataset card: what a run made, what it dropped and why, how far its judge can be trusted,
+what it cost, and how to make it again — with Hugging Face dataset-card front matter, so the card
+can be pushed beside the data as its README.
+
+Every figure is counted from the run store's records, so the card agrees with the files: a system
+prompt "with a kept conversation" is one that has one, rule counts are those of the kept data.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from rolenrules import __version__
+from rolenrules.generate.calibrate import CalibrationSummary, JudgedRules, low_kappa
 from rolenrules.generate.config import GenerateConfig
-from rolenrules.generate.outcomes import Failure, PromptOutcome, Rejection
-from rolenrules.records import Example, SystemPrompt, Usage
+from rolenrules.generate.outcomes import Failure, PromptDropped, PromptOutcome, Rejection, Trials
+from rolenrules.records import Example, Rule, SystemPrompt, Usage
 
 
-def _table(title: str, counts: Counter[str], total_label: str = "count") -> list[str]:
-    if not counts:
+@dataclass(frozen=True)
+class CardInputs:
+    config: GenerateConfig
+    kept: list[Example]
+    rejects: list[Rejection | Failure]
+    prompts: dict[int, PromptOutcome]
+    #: What answering each finished conversation tried, by conversation id.
+    trials: dict[str, Trials]
+    calibration: CalibrationSummary | None
+    calibration_failed: int
+    judged_rules: JudgedRules | None
+    teacher: str
+    judge: str
+    #: The run's totals over every invocation.
+    teacher_usage: Usage
+    judge_usage: Usage
+    templates: dict[str, str]
+    command: str | None = None
+    pairs_written: bool = False
+    #: The clients' throughput and time at the servers vs in this process, this invocation (when the
+    #: client layer measures it: `LLM.stats()`).
+    timing: str | None = None
+
+
+def size_category(n: int) -> str:
+    """The Hugging Face `size_categories` bucket of n records."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]
+    return next((label for bound, label in bounds if n < bound), "n>1T" if n >= 10**12 else "100M<n<1B")
+
+
+def source_dataset(input_path: str) -> str:
+    """`hf://owner/name[:split]` -> `owner/name`; a local file or folder -> its name."""
+    if input_path.startswith("hf://"):
+        return input_path[len("hf://"):].split(":", 1)[0]
+    return Path(input_path.rstrip("/")).name
+
+
+def source_license(config: GenerateConfig) -> str:
+    """--source-license, else the `license` a `datasets` folder records, else `unknown`."""
+    if config.source_license:
+        return config.source_license
+    info = Path(config.input) / "dataset_info.json"
+    if not config.input.startswith("hf://") and info.is_file():
+        try:
+            found = json.loads(info.read_text(encoding="utf-8")).get("license")
+        except (OSError, ValueError, AttributeError):
+            found = None
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+    return "unknown"
+
+
+def front_matter(inputs: CardInputs) -> str:
+    import yaml
+
+    config = inputs.config
+    meta = {
+        "license": source_license(config),
+        "pretty_name": f"RoleNRules data ({config.out_path.name})",
+        "task_categories": ["text-generation"],
+        "tags": ["rolenrules", "synthetic", "system-prompts", "rule-following"],
+        "size_categories": [size_category(len(inputs.kept))],
+        "source_datasets": [source_dataset(config.input)],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _ci(interval: list[float] | None) -> str:
+    return f" [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]" if interval else ""
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    if not rows:
         return []
-    lines = [f"### {title}", "", f"| {title.split(' by ')[-1]} | {total_label} |", "| --- | ---: |"]
-    lines += [f"| `{k}` | {v} |" for k, v in counts.most_common()]
+    align = ["---"] + ["---:"] * (len(headers) - 1)
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines + [""]
 
 
-def render_card(config: GenerateConfig, kept: list[Example], rejects: list[Rejection | Failure],
-                prompts: dict[int, PromptOutcome], *, teacher: str, judge: str, teacher_usage: Usage,
-                judge_usage: Usage, templates: dict[str, str]) -> str:
-    """The card's markdown. `teacher_usage`/`judge_usage` are the run's totals over every invocation."""
-    total = len(kept) + len(rejects)
+def _counter_rows(counts: Counter[str], code: bool = True) -> list[list[Any]]:
+    return [[f"`{k}`" if code else k, v] for k, v in counts.most_common()]
+
+
+def _rule_label(rule: Rule) -> str:
+    return rule.type or "judged (teacher-written)"
+
+
+def _oneline(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Rules:
+    """A conversation's rules by id, through its system prompt."""
+
+    def __init__(self, inputs: CardInputs) -> None:
+        self.by_conversation: dict[str, dict[str, Rule]] = {}
+        for example in inputs.kept:
+            if example.system_prompt is not None:
+                self.by_conversation[example.id] = {r.id: r for r in example.system_prompt.rules}
+        for reject in inputs.rejects:
+            prompt = inputs.prompts.get(reject.prompt_index)
+            if isinstance(prompt, SystemPrompt):
+                self.by_conversation[reject.id] = {r.id: r for r in prompt.rules}
+
+    def get(self, conversation: str, rule_id: str) -> Rule | None:
+        return self.by_conversation.get(conversation, {}).get(rule_id)
+
+
+def render_card(inputs: CardInputs) -> str:
+    """The card's markdown, front matter first."""
+    config = inputs.config
+    kept, rejects = inputs.kept, inputs.rejects
     failed = [r for r in rejects if isinstance(r, Failure)]
     rejected = [r for r in rejects if not isinstance(r, Failure)]
-    dedup_dropped = {r.prompt_index for r in rejects if r.stage == "dedup"}
-    prompts_ok = sum(1 for p in prompts.values() if isinstance(p, SystemPrompt)) - len(dedup_dropped)
-    prompts_dropped = Counter("teacher failed" for p in prompts.values() if not isinstance(p, SystemPrompt))
-    if dedup_dropped:
-        prompts_dropped["near-duplicate"] = len(dedup_dropped)
-    rule_types: Counter[str] = Counter()
-    categories: Counter[str] = Counter()
-    rules_per_prompt: Counter[str] = Counter()
-    seen_prompts: set[str] = set()
-    for example in kept:
-        sp = example.system_prompt
-        if sp is None or sp.id in seen_prompts:
-            continue
-        seen_prompts.add(sp.id)
-        rules_per_prompt[str(len(sp.rules))] += 1
-        for rule in sp.rules:
-            rule_types[rule.type or "judged"] += 1
-            categories[rule.category] += 1
-    attempts = [a for e in kept for a in e.metadata.get("attempts", [])]
-    regenerated = sum(1 for a in attempts if a > 1)
-    conflicts = sum(1 for e in kept if e.metadata.get("conflict"))
-    unscored = sum(1 for e in kept for v in e.verdicts if v.passed is None)
-    first_pass = sum(1 for e in kept if all(a == 1 for a in e.metadata.get("attempts", [1])))
-    reasons = Counter(r.stage for r in rejected)
-    usage = teacher_usage.add(judge_usage)
-    lines = [
-        f"# Dataset card: `{config.out_path.name}`",
-        "",
-        *([f"> **Incomplete:** {len(failed)} conversation(s) failed on server errors and are not in this "
-           "dataset; run the same command again to retry them.", ""] if failed else []),
+    total = len(kept) + len(rejects)
+    rules = _Rules(inputs)
+
+    lines = [front_matter(inputs), f"# Dataset card: `{config.out_path.name}`", ""]
+    if failed or inputs.calibration_failed:
+        parts = [f"{len(failed)} conversation(s)"] if failed else []
+        parts += [f"{inputs.calibration_failed} judge-calibration check(s)"] if inputs.calibration_failed else []
+        lines += [f"> **Incomplete:** {' and '.join(parts)} failed on server errors and are not counted here; run "
+                  "the same command again to retry them.", ""]
+    lines += [
         "Role-and-rule (RoleNRules) training data made by `rnr generate`. Each record is a conversation under a",
         "system prompt (a role plus rules) with `messages` (system first, ready for TRL), the structured",
-        "`system_prompt`, per-rule `verdicts` and provenance `metadata`.",
-        "",
-        "## Summary",
-        "",
-        "| | |",
-        "| --- | ---: |",
-        f"| seed conversations used | {total} |",
-        f"| kept | {len(kept)} ({_pct(len(kept), total)}) |",
-        f"| rejected (see `{config.rejects_path.name}`) | {len(rejected)} ({_pct(len(rejected), total)}) |",
-        f"| failed on server errors, retried by the next run | {len(failed)} ({_pct(len(failed), total)}) |",
-        f"| system prompts kept | {prompts_ok} |",
-        f"| system prompts dropped | {sum(prompts_dropped.values())} "
-        f"({', '.join(f'{k}: {v}' for k, v in prompts_dropped.items()) or 'none'}) |",
-        f"| kept on the first attempt | {first_pass} ({_pct(first_pass, len(kept))}) |",
-        f"| turns regenerated with feedback | {regenerated} of {len(attempts)} ({_pct(regenerated, len(attempts))}) |",
-        f"| conversations with a conflict turn | {conflicts} |",
-        f"| kept verdicts the judge could not score | {unscored} |",
-        "",
-        "## Models and prompts",
-        "",
-        f"- teacher: `{teacher}`",
-        f"- judge: `{judge}`",
-        f"- prompt templates: {', '.join(f'`{k}@{v}`' for k, v in sorted(templates.items()))}",
-        f"- input: `{config.input}`; K = {config.k}; rules {config.rules} (verifiable {config.verifiable_rules}); "
-        f"seed {config.seed}; max attempts {config.max_attempts}; conflict rate {config.conflict_rate}",
-        "",
-        "## Rules",
-        "",
-        *_table("Rules by type", rule_types, "rules"),
-        *_table("Rules by category", categories, "rules"),
-        *_table("System prompts by rule count", rules_per_prompt, "prompts"),
-        "## Rejections",
-        "",
-        *(_table("Rejections by stage", reasons, "conversations") or ["None.", ""]),
-        "## Token usage and cost",
-        "",
-        "Summed over every invocation that built this run (a resumed run included).",
-        "",
-        "| | requests | prompt tokens | completion tokens | cached requests |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        f"| teacher | {teacher_usage.requests} | {teacher_usage.prompt_tokens} | {teacher_usage.completion_tokens} | {teacher_usage.cached_requests} |",
-        f"| judge | {judge_usage.requests} | {judge_usage.prompt_tokens} | {judge_usage.completion_tokens} | {judge_usage.cached_requests} |",
+        "`system_prompt`, per-rule `verdicts` and provenance `metadata`. A record is kept only when its reply",
+        "followed every rule" + (" that could be checked." if not config.drop_unscored else
+                                 ", each one checked (exactly by the rule library, or by the judge)."),
         "",
     ]
-    prices = config.prices
-    if prices is not None:
-        cost = usage.prompt_tokens / 1000 * prices[0] + usage.completion_tokens / 1000 * prices[1]
-        lines += [f"Estimated cost of these requests: **${cost:,.4f}** "
-                  f"(at ${prices[0]}/1k prompt, ${prices[1]}/1k completion tokens; cached requests cost nothing).", ""]
+    decision = inputs.judged_rules
+    if decision is not None:
+        lines += [f"**Teacher-written (judged) rules: {'on' if decision.on else 'off'}** — {decision.reason}."
+                  + ("" if decision.on else " Every rule comes from the rule library and is checked exactly."), ""]
     else:
-        lines += ["Pass `--price-per-1k IN,OUT` for a cost estimate.", ""]
+        lines += ["**Teacher-written (judged) rules: not decided yet** — judge calibration did not finish.", ""]
+
+    lines += _summary(inputs, rules, total, failed, rejected)
+    lines += _reproduce(inputs)
+    lines += _calibration(inputs)
+    lines += _rules_section(inputs)
+    lines += _rejections(inputs, rules, rejected)
+    lines += _attempts(inputs, rules)
+    lines += _pairs(inputs)
+    lines += _cost(inputs)
     return "\n".join(lines)
 
 
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+def _summary(inputs: CardInputs, rules: _Rules, total: int, failed: list[Failure],
+             rejected: list[Rejection]) -> list[str]:
+    config, kept, prompts = inputs.config, inputs.kept, inputs.prompts
+    written = [p for p in prompts.values() if isinstance(p, SystemPrompt)]
+    dropped = Counter(_prompt_drop_reason(p) for p in prompts.values() if isinstance(p, PromptDropped))
+    duplicates = {r.prompt_index for r in inputs.rejects if r.stage == "dedup"}
+    if duplicates:
+        dropped["near-duplicate of an earlier prompt"] = len(duplicates)
+    with_kept = {e.system_prompt.id for e in kept if e.system_prompt is not None}
+    counts = [len(e.system_prompt.rules) for e in kept if e.system_prompt is not None]
+    unchecked = sum(1 for e in kept if any(v.passed is None for v in e.verdicts))
+    attempts = [a for e in kept for a in e.metadata.get("attempts", [])]
+    regenerated = sum(1 for a in attempts if a > 1)
+    first_pass = sum(1 for e in kept if all(a == 1 for a in e.metadata.get("attempts", [1])))
+    conflicts = sum(1 for e in kept if e.metadata.get("conflict"))
+    pairs = sum(len(t.pairs) for t in inputs.trials.values())
+    low, high = config.rules_range
+    rows = [
+        ["conversations planned (seed instructions x system prompts)", total],
+        ["kept", f"{len(kept)} ({_pct(len(kept), total)})"],
+        [f"rejected (see `{config.rejects_path.name}`)", f"{len(rejected)} ({_pct(len(rejected), total)})"],
+        ["failed on server errors, retried by the next run", f"{len(failed)} ({_pct(len(failed), total)})"],
+        ["kept with a rule nobody could check", f"{unchecked} ({_pct(unchecked, len(kept))} of kept)"],
+        ["system prompts planned", len(prompts) if prompts else len({r.prompt_index for r in inputs.rejects})],
+        ["system prompts written by the teacher", len(written)],
+        ["system prompts dropped", f"{sum(dropped.values())} ("
+         + (", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none") + ")"],
+        ["system prompts with a kept conversation", len(with_kept)],
+        ["rules per kept conversation's system prompt",
+         f"{min(counts)}–{max(counts)} (asked for {low}–{high})" if counts else f"none kept (asked for {low}–{high})"],
+        ["kept on the first attempt", f"{first_pass} ({_pct(first_pass, len(kept))})"],
+        ["kept turns regenerated with feedback", f"{regenerated} of {len(attempts)} ({_pct(regenerated, len(attempts))})"],
+        ["kept conversations with a conflict turn", conflicts],
+        ["preference pairs", f"{pairs}" + (f" (in `{config.pairs_path.name}`)" if inputs.pairs_written
+                                           and config.pairs_path else " (not written: pass --pairs)")],
+    ]
+    return ["## Summary", "", *_table(["", ""], rows)]
+
+
+def _prompt_drop_reason(prompt: PromptDropped) -> str:
+    if prompt.status == "failed":
+        return "server error (retried by the next run)"
+    if "copied the prompt template's example" in prompt.reason:
+        return "copied the prompt template's example"
+    return "teacher's reply unusable"
+
+
+def _reproduce(inputs: CardInputs) -> list[str]:
+    config = inputs.config
+    lines = ["## How it was made", ""]
+    if inputs.command:
+        lines += ["```bash", inputs.command, "```", ""]
+    lines += [
+        f"- rnr version: `{__version__}`",
+        f"- teacher: `{inputs.teacher}`; judge: `{inputs.judge}`",
+        f"- prompt templates: {', '.join(f'`{k}@{v}`' for k, v in sorted(inputs.templates.items()))}",
+        f"- input: `{config.input}` (licence: {source_license(config)}); K = {config.k}; rules {config.rules} "
+        f"(from the rule library: {'all' if inputs.judged_rules and not inputs.judged_rules.on else config.verifiable_rules}); "
+        f"seed {config.seed}; max attempts {config.max_attempts}; best of {config.best_of}; conflict rate "
+        f"{config.conflict_rate}; unscored rules {'rejected' if config.drop_unscored else 'kept'}",
+        f"- judge transcripts (every judge call's prompt and raw reply): `{config.transcripts_path.name}`",
+        "",
+    ]
+    return lines
+
+
+def _calibration(inputs: CardInputs) -> list[str]:
+    config, summary = inputs.config, inputs.calibration
+    lines = ["## Judge calibration", ""]
+    if summary is None:
+        if inputs.judged_rules is not None and not inputs.judged_rules.on:
+            why = "judged rules were off, so the judge checked nothing in this run"
+        elif config.judge_calibration == 0:
+            why = "--judge-calibration 0"
+        else:
+            why = "it did not run"
+        return lines + [f"Not measured: {why}.", ""]
+    a = summary.agreement
+    lines += [f"Before the run, the judge (`{inputs.judge}`) was asked about {a.n + a.judge_unscored} rule-library "
+              f"rules on {summary.done} teacher replies (of {summary.planned} planned) whose verdict the rule library "
+              "knows" + ("; rules the reply was not written to follow were mixed in, so that some are broken"
+                         if summary.extra_rules else "") + ". Intervals are 95% (Wilson; kappa: Cohen's "
+              "large-sample standard error).", ""]
+    kappa = "n/a" if a.kappa is None else f"{a.kappa:.2f}" + (
+        f" [{summary.kappa_ci[0]:.2f}, {summary.kappa_ci[1]:.2f}]" if summary.kappa_ci else "")
+    rows = [
+        ["rules both scored (n)", a.n],
+        ["agreement", f"{_pct(a.accuracy or 0, 1) if a.accuracy is not None else 'n/a'}{_ci(summary.accuracy_ci)}"],
+        ["Cohen's kappa", kappa],
+        ["false-pass rate (a broken rule called followed)",
+         f"{_pct(a.false_pass_rate or 0, 1) if a.false_pass_rate is not None else 'n/a'}{_ci(summary.false_pass_ci)}"
+         f" (n={a.reference_fails} broken)"],
+        ["false-fail rate (a followed rule called broken)",
+         f"{_pct(a.false_fail_rate or 0, 1) if a.false_fail_rate is not None else 'n/a'} (n={a.reference_passes} followed)"],
+        ["rules the judge left unscored", a.judge_unscored],
+    ]
+    lines += _table(["", ""], rows)
+    if low_kappa(summary, config.min_judge_kappa):
+        problem = (f"is below {config.min_judge_kappa:g}: it agrees little with exact checks" if a.kappa is not None
+                   else "could not be measured (the known verdicts, or the judge's, were all the same)")
+        used = (" (they were used anyway: --judged-rules on)." if inputs.judged_rules and inputs.judged_rules.on
+                else ".")
+        lines += [f"> **Warning:** the judge's kappa {problem}, so its verdicts on teacher-written rules are "
+                  f"doubtful{used}", ""]
+    type_rows = [[f"`{t}`", r["n"], _pct(r["agree"], r["n"]), f"{r['false_passes']} of {r['reference_fails']}"]
+                 for t, r in summary.by_type.items()]
+    lines += _table(["rule type", "n", "agreement", "false passes"], type_rows)
+    return lines
+
+
+def _rules_section(inputs: CardInputs) -> list[str]:
+    kept = inputs.kept
+    lines = ["## Rules in the kept data", ""]
+    if not kept:
+        return lines + ["No conversation was kept: see the rejections below for why.", ""]
+    types: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    per_prompt: Counter[str] = Counter()
+    seen: set[str] = set()
+    for example in kept:
+        sp = example.system_prompt
+        if sp is None or sp.id in seen:
+            continue
+        seen.add(sp.id)
+        per_prompt[str(len(sp.rules))] += 1
+        for rule in sp.rules:
+            types[_rule_label(rule)] += 1
+            categories[rule.category] += 1
+    lines += ["Counted once per system prompt with a kept conversation.", ""]
+    lines += ["### Rules by type", "", *_table(["rule type", "rules"], _counter_rows(types))]
+    lines += ["### Rules by category", "", *_table(["category", "rules"], _counter_rows(categories))]
+    lines += ["### System prompts by rule count", "",
+              *_table(["rules", "system prompts"], sorted(([k, v] for k, v in per_prompt.items()),
+                                                        key=lambda r: int(r[0])))]
+    return lines
+
+
+def _rejections(inputs: CardInputs, rules: _Rules, rejected: list[Rejection]) -> list[str]:
+    lines = ["## Rejections", ""]
+    if not rejected:
+        return lines + ["None.", ""]
+    by_stage: dict[str, list[Rejection]] = defaultdict(list)
+    for r in rejected:
+        by_stage[r.stage].append(r)
+    rows = [[f"`{stage}`", len(items), _oneline(items[0].reason)]
+            for stage, items in sorted(by_stage.items(), key=lambda kv: -len(kv[1]))]
+    lines += ["### By stage", "", *_table(["stage", "conversations", "for example"], rows)]
+    types: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    for r in rejected:
+        for verdict in r.details.get("verdicts", []):
+            rule = rules.get(r.id, verdict.get("rule_id", ""))
+            if rule is None:
+                continue
+            suffix = " (unscored)" if verdict.get("passed") is None else ""
+            types[_rule_label(rule) + suffix] += 1
+            categories[rule.category + suffix] += 1
+    if types:
+        lines += ["Rules still broken after the last attempt (a conversation may break several):", ""]
+        lines += ["### By rule type", "", *_table(["rule type", "rejected conversations"], _counter_rows(types))]
+        lines += ["### By rule category", "", *_table(["category", "rejected conversations"],
+                                                         _counter_rows(categories))]
+    return lines
+
+
+def _attempts(inputs: CardInputs, rules: _Rules) -> list[str]:
+    tries = [(cid, t) for cid, trial in inputs.trials.items() for t in trial.tries]
+    if not tries:
+        return []
+    lines = ["## Replies checked", ""]
+    by_attempt: dict[int, list[bool]] = defaultdict(list)
+    for _, t in tries:
+        by_attempt[int(t["attempt"])].append(bool(t["passed"]))
+    rows = [[k, len(v), sum(v), _pct(sum(v), len(v))] for k, v in sorted(by_attempt.items())]
+    lines += ["### Pass rate per attempt", "",
+              "Attempt 1 is the first reply (with --best-of, each sample); later attempts are regenerated with "
+              "feedback naming the broken rules.", "",
+              *_table(["attempt", "replies", "followed every rule", "pass rate"], rows)]
+    checked: Counter[str] = Counter()
+    broken: Counter[str] = Counter()
+    for cid, t in tries:
+        for rule in rules.by_conversation.get(cid, {}).values():
+            checked[_rule_label(rule)] += 1
+        for rule_id in t.get("broken", []):
+            rule = rules.get(cid, rule_id)
+            if rule is not None:
+                broken[_rule_label(rule)] += 1
+    rows = [[f"`{label}`", checked[label], broken[label], _pct(broken[label], checked[label])]
+            for label in sorted(checked, key=lambda k: (-broken[k] / checked[k], k))]
+    lines += ["### Rules broken, by type (every reply checked)", "",
+              "Which rules the teacher cannot follow.", "",
+              *_table(["rule type", "times checked", "broken", "broken share"], rows)]
+    return lines
+
+
+def _pairs(inputs: CardInputs) -> list[str]:
+    pairs = [p for t in inputs.trials.values() for p in t.pairs]
+    if not pairs:
+        return []
+    types: Counter[str] = Counter()
+    for pair in pairs:
+        for rule in pair["metadata"].get("failed_rules", []):
+            types[rule.get("type") or "judged (teacher-written)"] += 1
+    where = (f"written to `{inputs.config.pairs_path.name}`" if inputs.pairs_written and inputs.config.pairs_path
+             else "not written (pass --pairs)")
+    return ["## Preference pairs", "",
+            f"{len(pairs)} pairs ({where}): a reply that followed every rule (`chosen`) and one that broke some "
+            "(`rejected`) for the same prompt, for `rnr train --method dpo`.", "",
+            *_table(["rule the rejected reply broke", "pairs"], _counter_rows(types))]
+
+
+def _cost(inputs: CardInputs) -> list[str]:
+    config = inputs.config
+    t, j = inputs.teacher_usage, inputs.judge_usage
+    usage = t.add(j)
+    lines = ["## Token usage and cost", "", "Summed over every invocation that built this run (a resumed run included).",
+             "",
+             *_table(["", "requests", "prompt tokens", "completion tokens", "cached requests"], [
+                 ["teacher", t.requests, f"{t.prompt_tokens:,}", f"{t.completion_tokens:,}", t.cached_requests],
+                 ["judge", j.requests, f"{j.prompt_tokens:,}", f"{j.completion_tokens:,}", j.cached_requests]])]
+    if inputs.timing:
+        lines += [f"Client timing of this invocation: {inputs.timing}.", ""]
+    cost = config.cost(usage.prompt_tokens, usage.completion_tokens)
+    if cost is not None:
+        prices = config.prices
+        assert prices is not None
+        lines += [f"Estimated cost of these requests: **${cost:,.4f}** (at ${prices[0]:g} per 1M prompt and "
+                  f"${prices[1]:g} per 1M completion tokens; cached requests cost nothing).", ""]
+    else:
+        lines += ["Pass `--price-per-1m IN,OUT` (USD per million tokens) for a cost estimate.", ""]
+    return lines

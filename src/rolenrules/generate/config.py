@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rolenrules.config_file import PathKinds
 from rolenrules.errors import ConfigError, validate_config
 from rolenrules.llm.preflight import check_url
 from rolenrules.llm.registry import BASE_URLS_HELP, BaseUrls, spec_forms
 
+_YES = {"true", "yes", "on", "1"}
+_NO = {"false", "no", "off", "0", ""}
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
 
@@ -30,6 +33,11 @@ def parse_range(text: str | int, name: str) -> tuple[int, int]:
 
 class GenerateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The options that are paths (in a config file, relative ones are relative to the file).
+    PATHS: ClassVar[PathKinds] = {
+        "input": "input", "templates": "input", "rules_plugin": "input", "out": "output", "rejects": "output",
+        "card": "output", "run_dir": "output", "cache": "output", "transcripts": "output", "pairs": "flag"}
 
     input: str = Field(description="Seed instructions: any supported dataset file, folder or hf:// id.")
     out: str = Field(description="Output: .jsonl, .parquet or a folder (datasets.save_to_disk).")
@@ -50,7 +58,26 @@ class GenerateConfig(BaseModel):
     conflict_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of conversations given a user turn that pushes against a rule.")
     max_attempts: int = Field(3, ge=1, description="Responses per turn before a conversation is rejected (1 = no regeneration).")
     max_turns: int = Field(3, ge=1, description="User turns kept from multi-turn seeds.")
-    drop_unscored: bool = Field(False, description="Reject conversations with a rule the judge could not score.")
+    judged_rules: Literal["auto", "on", "off"] = Field("auto", description=(
+        "Teacher-written rules, checked by the judge. auto: only when the judge can be trusted — not the embedded "
+        "local: model, and its measured agreement with exact checks (--judge-calibration) reaches --min-judge-kappa; "
+        "on/off: always/never. Off, every rule comes from the rule library (--rules counts them)."))
+    judge_calibration: int = Field(8, ge=0, description=(
+        "Replies the judge checks against rule-library rules whose verdict is known, before the run, to measure its "
+        "agreement, Cohen's kappa and false-pass rate (reported on the card; 0 = no calibration)."))
+    min_judge_kappa: float = Field(0.6, ge=-1.0, le=1.0, description=(
+        "Cohen's kappa below which the judge is not trusted: judged rules go off under --judged-rules auto, and "
+        "the card warns."))
+    drop_unscored: bool = Field(True, description=(
+        "Treat a rule nobody could check (an unparsable judge reply, an undecidable check) as broken: regenerate, "
+        "then reject. --no-drop-unscored keeps such conversations (the card counts them)."))
+    best_of: int = Field(1, ge=1, description=(
+        "Replies sampled per turn (seeded); the first that follows every rule is kept. With --pairs, a passing and a "
+        "failing one make a preference pair even when the first reply passed."))
+    pairs: str | None = Field(None, description=(
+        "Also write preference pairs (TRL's format, for rnr train --method dpo) from turns where a reply broke a "
+        "rule and another followed them all: --pairs alone writes OUT.pairs.jsonl, --pairs PATH writes PATH "
+        "(default: none)."))
     dedup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity above which a system prompt is a near-duplicate.")
     limit: int | None = Field(None, ge=1, description="Use at most this many seed records (default: all).")
     seed: int = Field(0, description="Random seed for sampling seeds, rules and conflicts.")
@@ -62,13 +89,27 @@ class GenerateConfig(BaseModel):
     max_retries: int = Field(4, ge=0, description="Transport retries per request (429/5xx/timeouts).")
     cache: str | None = Field(None, description="Request cache file (default: RUN_DIR/cache.sqlite).")
     templates: str | None = Field(None, description="Folder of prompt templates overriding the packaged ones (default: the packaged ones only).")
-    price_per_1k: str | None = Field(None, description="'IN,OUT' USD per 1k prompt/completion tokens, for the card's cost estimate (default: no cost shown).")
+    transcripts: str | None = Field(None, description="Every judge call's prompt and raw reply, to audit its verdicts (default: OUT.transcripts.jsonl).")
+    source_license: str | None = Field(None, description=(
+        "Licence of the input data, for the card's front matter, e.g. cc-by-nc-4.0 (default: read from a datasets "
+        "folder's dataset_info.json, else unknown)."))
+    price_per_1m: str | None = Field(None, description="'IN,OUT' USD per million prompt/completion tokens, as providers publish them, e.g. 0.15,0.6 for gpt-4o-mini: cost on the card and in --dry-run (default: no cost shown).")
+    price_per_1k: str | None = Field(None, description="Removed: prices are per million tokens now (--price-per-1m) (default: none).")
+    dry_run: bool = Field(False, description=(
+        "Write nothing: count the requests the run would make and estimate its tokens and cost from a handful "
+        "of real calls."))
     quiet: bool = Field(False, description="No progress bars; log lines only.")
 
     @field_validator("rules", "verifiable_rules", mode="before")
     @classmethod
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        # `pairs: true` in YAML, like a bare --pairs on the command line.
+        return str(value).lower() if isinstance(value, bool) else value
 
     @field_validator("base_url", "judge_base_url")
     @classmethod
@@ -90,7 +131,13 @@ class GenerateConfig(BaseModel):
         if vlow > high:
             raise ConfigError(f"--verifiable-rules {self.verifiable_rules} asks for more rules than --rules {self.rules} allows")
         if self.price_per_1k is not None:
+            raise ConfigError(
+                "--price-per-1k was replaced by --price-per-1m: prices are USD per million tokens now, as providers "
+                "publish them (gpt-4o-mini: --price-per-1m 0.15,0.6). Numbers copied from a provider's price list "
+                f"({self.price_per_1k}) go to --price-per-1m unchanged; a true per-1k price goes there multiplied by 1000")
+        if self.price_per_1m is not None:
             self.prices  # validates
+        self.pairs_path  # validates
         return self
 
     @property
@@ -103,13 +150,39 @@ class GenerateConfig(BaseModel):
 
     @property
     def prices(self) -> tuple[float, float] | None:
-        if self.price_per_1k is None:
+        """USD per million (prompt, completion) tokens."""
+        if self.price_per_1m is None:
             return None
         try:
-            a, b = (float(x) for x in self.price_per_1k.split(","))
+            a, b = (float(x) for x in self.price_per_1m.split(","))
         except ValueError:
-            raise ConfigError(f"--price-per-1k: expected 'IN,OUT' (e.g. 0.15,0.6), got {self.price_per_1k!r}") from None
+            raise ConfigError(f"--price-per-1m: expected 'IN,OUT' USD per million tokens (e.g. 0.15,0.6), got "
+                              f"{self.price_per_1m!r}") from None
+        if a < 0 or b < 0:
+            raise ConfigError(f"--price-per-1m: prices cannot be negative, got {self.price_per_1m!r}")
         return a, b
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float | None:
+        """USD for these tokens at --price-per-1m, or None without prices."""
+        prices = self.prices
+        if prices is None:
+            return None
+        return prompt_tokens / 1e6 * prices[0] + completion_tokens / 1e6 * prices[1]
+
+    @property
+    def pairs_path(self) -> Path | None:
+        """Where preference pairs go: None without --pairs; OUT.pairs.jsonl for a bare --pairs / `pairs: true`."""
+        if self.pairs is None or self.pairs.strip().lower() in _NO:
+            return None
+        if self.pairs.strip().lower() in _YES:
+            return Path(str(self.out).rstrip("/") + ".pairs.jsonl")
+        if not self.pairs.endswith(".jsonl"):
+            raise ConfigError(f"--pairs {self.pairs}: pairs are written as JSON Lines; give a path ending in .jsonl")
+        return Path(self.pairs)
+
+    @property
+    def transcripts_path(self) -> Path:
+        return Path(self.transcripts) if self.transcripts else Path(str(self.out).rstrip("/") + ".transcripts.jsonl")
 
     @property
     def out_path(self) -> Path:
@@ -132,7 +205,8 @@ class GenerateConfig(BaseModel):
         go and operational knobs such as concurrency, timeouts and server URLs are left out)."""
         return self.model_dump(mode="json", exclude={
             "out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries", "cache", "quiet",
-            "price_per_1k", "base_url", "judge_base_url"})
+            "price_per_1k", "price_per_1m", "base_url", "judge_base_url", "pairs", "transcripts", "source_license",
+            "dry_run"})
 
 
 def build_config(values: dict[str, Any], source: str = "options", *, flags: bool = False) -> GenerateConfig:

@@ -16,6 +16,7 @@ the same way).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
@@ -62,7 +63,8 @@ class Dropped(BaseModel):
     #: The system prompt's text, as the teacher saw it.
     system_prompt: str | None = None
     user_turns: list[str]
-    #: The last reply that failed verification, when there was one.
+    #: The last reply that failed verification, when there was one (for a system prompt that could not
+    #: be used, the teacher's reply that wrote it).
     last_reply: str | None = None
 
 
@@ -85,6 +87,8 @@ class PromptDropped(BaseModel):
     status: Literal["rejected", "failed"]
     stage: str
     reason: str
+    #: The teacher's reply, when it arrived but could not be used (e.g. it copied the template's example).
+    last_reply: str | None = None
 
 
 PromptOutcome = SystemPrompt | PromptDropped
@@ -104,4 +108,14 @@ def dropped(failure: StageFailure, **fields: Any) -> Rejection | Failure:
 
 
 def prompt_dropped(failure: StageFailure) -> PromptDropped:
-    return PromptDropped(status=failure.status.value, stage=failure.stage, reason=failure.reason)
+    return PromptDropped(status=failure.status.value, stage=failure.stage, reason=failure.reason,
+                         last_reply=failure.last_reply)
+
+
+@dataclass
+class Trials:
+    """What answering a conversation tried, beside what it kept: every reply checked (for the card's
+    per-attempt pass rates and broken rules) and the preference pairs those replies make."""
+
+    tries: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[dict[str, Any]] = field(default_factory=list)

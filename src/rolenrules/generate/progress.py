@@ -1,64 +1,113 @@
-"""Progress per stage: rich bars with rate, ETA, tokens and failures, or plain log lines (--quiet)."""
+"""Progress of a generation run, reported through a callback (the library never prints).
+
+Each stage (judge calibration, system prompts, conversations) counts its units by outcome: kept,
+rejected (final, with a reason), failed (a server error; retried by the next run) and unscored
+(finished with a rule nobody could check). The run calls the reporter when a stage starts, when a
+unit finishes, every second while a stage is running (`tick`, so a reporter can show a heartbeat
+even when no unit finishes for minutes) and when the stage ends.
+
+`LogProgress`, the default, writes a line through the `rolenrules` logger when a stage starts and
+ends and at least every `every` seconds in between; the CLI draws bars instead on a terminal.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from rolenrules.console import err_console
 from rolenrules.records import Usage
 
 log = logging.getLogger("rolenrules.generate")
 
+Event = Literal["start", "advance", "tick", "end"]
 
-class StageProgress:
-    def __init__(self, quiet: bool, usage: Callable[[], Usage]) -> None:
-        # Bars only on a terminal; redirected output (CI, nohup, files) gets log lines instead.
-        self.quiet = quiet or not err_console.is_terminal
+
+@dataclass(frozen=True)
+class StageCounts:
+    """Where a stage stands. `done` counts units finished, those of earlier invocations included."""
+
+    stage: str
+    total: int
+    done: int = 0
+    #: Units already finished when this invocation started the stage.
+    resumed: int = 0
+    kept: int = 0
+    rejected: int = 0
+    failed: int = 0
+    unscored: int = 0
+    elapsed: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def rate_per_min(self) -> float | None:
+        """Units finished per minute by this invocation, or None before the first."""
+        fresh = self.done - self.resumed
+        return fresh / self.elapsed * 60 if fresh and self.elapsed > 0 else None
+
+    def summary(self) -> str:
+        """`12/40 · kept 9 · rejected 2 · failed (server) 1 · unscored 0 · 3.1/min · 12,345 tok`."""
+        rate = self.rate_per_min
+        return (f"{self.done}/{self.total} · kept {self.kept} · rejected {self.rejected} · failed (server) "
+                f"{self.failed} · unscored {self.unscored}" + (f" · {rate:.1f}/min" if rate else "")
+                + f" · {self.usage.total_tokens:,} tok · {self.usage.requests} req ({self.usage.cached_requests} cached)")
+
+
+class ProgressReporter(Protocol):
+    def __call__(self, event: Event, counts: StageCounts) -> None: ...
+
+
+class LogProgress:
+    """Log lines: a stage's start and end, and its counts at least every `every` seconds."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last = 0.0
+
+    def __call__(self, event: Event, counts: StageCounts) -> None:
+        now = time.monotonic()
+        if event == "start":
+            self._last = now
+            log.info("%s: %d to do (%d already done)", counts.stage, counts.total - counts.done, counts.done)
+        elif event == "end":
+            log.info("%s: done: %s", counts.stage, counts.summary())
+        elif now - self._last >= self.every:
+            self._last = now
+            log.info("%s: %s", counts.stage, counts.summary())
+
+
+class StageTracker:
+    """Counts one stage's outcomes and reports them."""
+
+    def __init__(self, reporter: ProgressReporter, usage: Callable[[], Usage]) -> None:
+        self.reporter = reporter
         self.usage = usage
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        self._name = ""
-        self._total = 0
-        self._done = 0
-        self._initial = 0
-        self._failed = 0
-        self._start = 0.0
-        self._last_log = 0.0
-
-    def __enter__(self) -> StageProgress:
-        if not self.quiet:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                TextColumn("{task.fields[extra]}"), console=err_console, transient=False)
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def stage(self, name: str, total: int, done: int = 0) -> None:
-        self._name, self._total, self._done, self._failed, self._initial = name, total, done, 0, done
+        self.counts = StageCounts(stage="", total=0)
         self._start = time.monotonic()
-        if self._progress is not None:
-            self._task = self._progress.add_task(name, total=total, completed=done, rate="", extra="")
-        else:
-            log.info("%s: %d to do (%d already done)", name, total - done, done)
+        self.running = False
 
-    def advance(self, failed: bool = False) -> None:
-        self._done += 1
-        self._failed += int(failed)
-        elapsed = max(time.monotonic() - self._start, 1e-9)
-        usage = self.usage()
-        extra = f"{usage.total_tokens:,} tok · {usage.requests} req · {usage.cached_requests} cached · {self._failed} failed"
-        if self._progress is not None and self._task is not None:
-            rate = f"{(self._done - self._initial) / elapsed * 60:.1f}/min"
-            self._progress.update(self._task, advance=1, rate=rate, extra=extra)
-        elif time.monotonic() - self._last_log > 10 or self._done == self._total:
-            self._last_log = time.monotonic()
-            log.info("%s: %d/%d (%s)", self._name, self._done, self._total, extra)
+    def _snapshot(self, **changes: int) -> StageCounts:
+        self.counts = replace(self.counts, elapsed=time.monotonic() - self._start, usage=self.usage(), **changes)
+        return self.counts
+
+    def start(self, stage: str, total: int, done: int = 0) -> None:
+        self._start = time.monotonic()
+        self.counts = StageCounts(stage=stage, total=total, done=done, resumed=done)
+        self.running = True
+        self.reporter("start", self._snapshot())
+
+    def advance(self, outcome: Literal["kept", "rejected", "failed"], *, unscored: bool = False) -> None:
+        c = self.counts
+        self.reporter("advance", self._snapshot(done=c.done + 1, **{outcome: getattr(c, outcome) + 1},
+                                                unscored=c.unscored + int(unscored)))
+
+    def tick(self) -> None:
+        if self.running:
+            self.reporter("tick", self._snapshot())
+
+    def end(self) -> None:
+        if self.running:
+            self.running = False
+            self.reporter("end", self._snapshot())

@@ -3,8 +3,9 @@ any point (even `kill -9`) continues where it stopped, with nothing lost or dupl
 
 Each finished unit of work is one committed row holding its typed outcome (`outcomes`): a system
 prompt (or why it was dropped) per prompt index, and a kept, rejected or failed record per
-conversation id. The final output is rebuilt from these rows, so re-running a finished run
-writes nothing new. Each invocation's token usage is a row of its own, kept up to date as work is
+conversation id, with what answering it tried (`trials`: every checked reply and the preference
+pairs they make); the judge calibration's items; and every judge call's transcript. The final
+output is rebuilt from these rows, so re-running a finished run writes nothing new. Each invocation's token usage is a row of its own, kept up to date as work is
 committed, so the card counts every session of a resumed run.
 """
 
@@ -13,13 +14,15 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rolenrules._sqlite import connect
 from rolenrules.errors import ConfigError
 from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, Rejection, Status,
-                                          status_of)
+                                          Trials, status_of)
 from rolenrules.records import Example, SystemPrompt, Usage
 
 _TABLES = """
@@ -31,6 +34,10 @@ CREATE TABLE IF NOT EXISTS conversations (
     status TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, teacher TEXT NOT NULL, judge TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY, tries TEXT NOT NULL, pairs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calibration (idx INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS transcripts (key TEXT PRIMARY KEY, unit TEXT NOT NULL, payload TEXT NOT NULL);
 """
 
 _CONVERSATION_TYPES: dict[str, type[Example] | type[Rejection] | type[Failure]] = {
@@ -113,10 +120,66 @@ class RunStore:
             rows = self._db.execute("SELECT id FROM conversations WHERE status != ?", (Status.FAILED.value,))
             return {r[0] for r in rows}
 
-    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome) -> None:
-        with self._lock:
+    def put_conversation(self, prompt_idx: int, position: int, outcome: Outcome, trials: Trials | None = None,
+                         transcripts: Sequence[dict[str, Any]] = ()) -> None:
+        """The conversation's outcome and, in the same transaction, what answering it tried and its
+        judge calls' transcripts (so they exist exactly when the conversation does)."""
+        with self._lock, self._transaction():
+            if trials is not None:
+                self._db.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?)",
+                                 (outcome.id, json.dumps(trials.tries), json.dumps(trials.pairs)))
+            self._put_transcripts(outcome.id, transcripts)
             self._db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
                              (outcome.id, prompt_idx, position, status_of(outcome).value, outcome.model_dump_json()))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _put_transcripts(self, unit: str, records: Sequence[dict[str, Any]]) -> None:
+        # A call made again for the same unit, turn, attempt, sample, vote and kind replaces the earlier one.
+        for record in records:
+            key = json.dumps([unit, *(record.get(k) for k in ("kind", "turn", "attempt", "sample", "vote"))])
+            self._db.execute("INSERT OR REPLACE INTO transcripts VALUES (?, ?, ?)", (key, unit, json.dumps(record)))
+
+    def trials(self) -> dict[str, Trials]:
+        """What answering each finished (kept or rejected) conversation tried, by conversation id."""
+        with self._lock:
+            rows = self._db.execute("SELECT t.id, t.tries, t.pairs FROM trials t JOIN conversations c ON c.id = t.id "
+                                    "WHERE c.status != ? ORDER BY c.prompt_idx, c.position",
+                                    (Status.FAILED.value,)).fetchall()
+        return {id_: Trials(tries=json.loads(tries), pairs=json.loads(pairs)) for id_, tries, pairs in rows}
+
+    # -- judge calibration and transcripts ---------------------------------------------------
+    def put_calibration(self, idx: int, item: dict[str, Any], transcripts: Sequence[dict[str, Any]] = ()) -> None:
+        with self._lock, self._transaction():
+            self._put_transcripts(f"calibration-{idx}", transcripts)
+            self._db.execute("INSERT OR REPLACE INTO calibration VALUES (?, ?)", (idx, json.dumps(item)))
+
+    def calibration(self) -> dict[int, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT idx, payload FROM calibration ORDER BY idx").fetchall()
+        return {idx: json.loads(payload) for idx, payload in rows}
+
+    def transcripts(self, units: set[str]) -> list[dict[str, Any]]:
+        """The transcripts of these units, in the order they were recorded."""
+        with self._lock:
+            rows = self._db.execute("SELECT unit, payload FROM transcripts ORDER BY rowid").fetchall()
+        return [json.loads(payload) for unit, payload in rows if unit in units]
+
+    def get_meta(self, key: str) -> Any:
+        value = self._get_meta(key)
+        return json.loads(value) if value is not None else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def conversations(self, *statuses: Status) -> list[Outcome]:
         """Conversations of these statuses, in a stable order (prompt, then position)."""

@@ -1,18 +1,20 @@
 """The typed training configuration: every `rnr train` option, documented once (in `Field(description=...)`).
 
 A YAML file (`--config`) gives any of these fields; flags given on the command line override it.
-Paths are taken as written (relative to the current directory), as TRL and accelerate do.
-The resolved config is saved beside the trained model and loads back with `--config`.
+Relative paths in a file are relative to the file (`config_file`); flags are relative to the current
+directory. The resolved config is saved beside the trained model, its paths absolute, and loads back
+with `--config` from anywhere.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rolenrules.config_file import load_yaml_mapping
+from rolenrules.config_file import PathKinds, load_yaml_mapping, split_weight
 from rolenrules.errors import validate_config
 
 Method = Literal["sft", "dpo", "grpo", "sft-then-dpo"]
@@ -57,13 +59,8 @@ class DataSource(BaseModel):
     def split(spec: str) -> dict[str, Any]:
         """`PATH[:WEIGHT]` as fields. The suffix is a weight only when it is a number, so `hf://owner/name:train`
         stays a path."""
-        head, sep, tail = spec.rpartition(":")
-        if sep and head:
-            try:
-                return {"path": head, "weight": float(tail)}
-            except ValueError:
-                pass
-        return {"path": spec}
+        path, weight = split_weight(spec)
+        return {"path": path} if weight is None else {"path": path, "weight": weight}
 
     @classmethod
     def parse(cls, spec: str) -> DataSource:
@@ -99,6 +96,11 @@ class TrainConfig(BaseModel):
     """Everything `rnr train` needs. Field descriptions are the CLI help text."""
 
     model_config = ConfigDict(extra="forbid")
+
+    #: The options that are paths (in a config file, relative ones are relative to the file).
+    PATHS: ClassVar[PathKinds] = {"model": "model", "data": "data", "eval_data": "data", "pairs": "data",
+                                  "eval_pairs": "data", "exclude": "input", "chat_template": "input",
+                                  "out": "output"}
 
     # What to train, on what, and where the result goes.
     model: str = Field(min_length=1, description="Base model: a Hugging Face id or a local folder.")
@@ -289,9 +291,17 @@ class TrainConfig(BaseModel):
     def to_yaml(self) -> str:
         import yaml
 
+        def absolute(path: str) -> str:
+            return path if path.startswith("hf://") else os.path.abspath(path)
+
         data = self.model_dump(mode="json")
         for name in ("data", "eval_data", "pairs", "eval_pairs"):
-            data[name] = [s.spec() for s in getattr(self, name)]
+            data[name] = [DataSource(path=absolute(s.path), weight=s.weight).spec() for s in getattr(self, name)]
+        for name in ("out", "exclude", "chat_template"):
+            if data[name] is not None:
+                data[name] = absolute(data[name])
+        if Path(self.model).exists():
+            data["model"] = absolute(self.model)
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -305,7 +315,7 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
 
     Repeatable options (`data`, `pairs`, ...) given as overrides replace the file's list.
     """
-    values: dict[str, Any] = load_yaml_mapping(config_file) if config_file else {}
+    values: dict[str, Any] = load_yaml_mapping(config_file, TrainConfig.PATHS) if config_file else {}
     given = {k: v for k, v in overrides.items() if v is not None and v != [] and v != ()}
     values.update(given)
     return validate_train_config(values, str(config_file) if config_file else "options")
