@@ -200,7 +200,7 @@ def test_rnr_generate_completes_when_one_of_three_servers_dies(fake_server, seed
     with pytest.raises(SystemExit) as info:
         main(["generate", "--input", str(seed_tasks), "--teacher", "openai:any", "--base-url", doomed.base_url,
               "--base-url", str(listing), "--out", str(out), "--quiet", "--num-prompts", "6",
-              "--verifiable-rules", "0", "--concurrency", "8", "--max-retries", "2", "--timeout", "5"])
+              "--verifiable-rules", "0", "--judged-rules", "on", "--concurrency", "8", "--max-retries", "2", "--timeout", "5"])
     assert info.value.code in (0, None)
     kept = list(read_examples(out))
     rejects = [json.loads(line) for line in (tmp_path / "out.jsonl.rejects.jsonl").read_text().splitlines()]
