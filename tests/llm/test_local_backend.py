@@ -162,7 +162,7 @@ def test_greedy_answer_is_right_and_deterministic(backend: LocalBackend) -> None
     async def twice() -> list:
         return await asyncio.gather(*(backend.complete(request(FRANCE, temperature=0.0, max_tokens=16, seed=s))
                                       for s in (1, 2)))
-    first, second = asyncio.run(twice())  # concurrent requests are serialised on the one model
+    first, second = asyncio.run(twice())
     assert "Paris" in first.text
     assert first.text == second.text  # greedy ignores the seed
     assert first.finish_reason == "stop"
@@ -175,6 +175,33 @@ def test_seed_makes_sampling_reproducible_and_max_tokens_is_honoured(backend: Lo
     assert runs[0].text == runs[1].text
     assert len({r.text for r in runs}) > 1
     assert all(r.usage.completion_tokens == 6 and r.finish_reason == "length" for r in runs)
+
+
+def test_parallel_requests_give_the_replies_of_serial_ones_for_the_same_seeds() -> None:
+    """Requests in flight decode on separate contexts; each reply depends only on its request and seed."""
+    story = [{"role": "user", "content": "Tell me a story about a ship."}]
+    requests = [request(story, temperature=1.0, max_tokens=12, seed=s) for s in (1, 2, 3)]
+    requests.append(ChatRequest(messages=[Message(**m) for m in STRUCT_MESSAGES],
+                                sampling=Sampling(temperature=0.7, max_tokens=40, seed=5),
+                                json_schema=RoleAndRules.model_json_schema()))
+    requests.append(request(FRANCE, temperature=0.0, max_tokens=10))
+    parallel = LocalBackend("smollm2", parallel=3, n_ctx=1024)  # its own pool: no other test shares this n_ctx
+    serial = [parallel.complete_sync(r) for r in requests]
+    assert parallel.model.instances == 1
+
+    async def in_flight() -> list:
+        return await asyncio.gather(*(parallel.complete(r) for r in reversed(requests)))
+
+    concurrent = list(reversed(asyncio.run(in_flight())))
+    assert parallel.model.instances >= 2  # a second context exists only if two requests were in flight at once
+    assert [r.text for r in concurrent] == [r.text for r in serial]
+    assert len({r.text for r in serial[:3]}) == 3  # the seeds matter, so equality is not trivial
+    assert concurrent[3].text.startswith("{")  # the grammar held on a context of the pool
+
+
+def test_parallel_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="parallel must be at least 1"):
+        LocalBackend("smollm2", parallel=0)
 
 
 def test_structured_nested_schema_parses_over_seeded_calls(backend: LocalBackend) -> None:
