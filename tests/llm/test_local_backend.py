@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from rolenrules.errors import ConfigError
 from rolenrules.llm import LLM, ChatRequest, InvalidReplyError, Sampling, make_backend, resolve_default_spec
+from rolenrules.llm.spec import BackendOptions
 from rolenrules.llm._gguf import grammar_compiles
 from rolenrules.llm._json_grammar import bound_schema, schema_to_gbnf
 from rolenrules.llm.local_backend import LocalBackend, resolve_model_path
@@ -199,9 +200,23 @@ def test_parallel_requests_give_the_replies_of_serial_ones_for_the_same_seeds() 
     assert concurrent[3].text.startswith("{")  # the grammar held on a context of the pool
 
 
-def test_parallel_must_be_positive() -> None:
+def test_parallel_must_be_positive_and_is_for_local_models_only() -> None:
     with pytest.raises(ConfigError, match="parallel must be at least 1"):
         LocalBackend("smollm2", parallel=0)
+    with pytest.raises(ConfigError, match="--parallel sets the llama.cpp contexts of a local: model; openai:m"):
+        make_backend("openai:m", BackendOptions(parallel=2, base_url="http://127.0.0.1:9/v1"))
+    assert make_backend("local:smollm2", BackendOptions(parallel=3)).parallel == 3
+
+
+def test_generate_parallel_goes_to_the_local_model_and_is_refused_without_one(tmp_path: Path) -> None:
+    from rolenrules.generate import build_config, default_clients
+
+    base = {"input": str(tmp_path / "in.jsonl"), "out": str(tmp_path / "out.jsonl"), "parallel": 3}
+    with pytest.raises(ConfigError, match="--parallel .* are not local: models"):
+        default_clients(build_config({**base, "teacher": "openai:m", "base_url": "http://127.0.0.1:9/v1"}))
+    teacher, judge = default_clients(build_config({**base, "teacher": "openai:m", "base_url": "http://127.0.0.1:9/v1",
+                                                   "judge": "local:smollm2"}))
+    assert judge.backend.parallel == 3
 
 
 def test_structured_nested_schema_parses_over_seeded_calls(backend: LocalBackend) -> None:
@@ -263,6 +278,6 @@ def test_rnr_chat_without_model_answers_from_smollm2(monkeypatch: pytest.MonkeyP
     for var in ("RNR_TEACHER", "RNR_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     outcome = CliRunner().invoke(app, ["chat", "What is the capital of France?", "--temperature", "0",
-                                       "--max-tokens", "16"])
+                                       "--max-tokens", "16", "--parallel", "1"])
     assert outcome.exit_code == 0, outcome.output
     assert "Paris" in outcome.output

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rolenrules.cli._console import console, err_console
-from rolenrules.cli._options import BaseUrl, CachePath, MaxRetries, Timeout, build_llm
+from rolenrules.cli._options import BaseUrl, CachePath, MaxRetries, Parallel, Timeout, build_llm
 from rolenrules.llm import Sampling
 from rolenrules.records import Message
 
@@ -24,12 +24,13 @@ def chat(
     timeout: Timeout = 60.0,
     max_retries: MaxRetries = 4,
     cache: CachePath = None,
+    parallel: Parallel = None,
     usage: Annotated[bool, typer.Option("--usage", help="Print token usage to stderr.")] = False,
 ) -> None:
     """Send one prompt (with an optional system prompt) and print the reply."""
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache,
-                    sampling=sampling, env_var="RNR_MODEL")
+                    sampling=sampling, env_var="RNR_MODEL", parallel=parallel)
     messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=prompt)]
     result = llm.run(llm.chat(messages))
     console.print(result.text, markup=False, highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from rolenrules.cli._console import console, err_console
-from rolenrules.cli._options import BaseUrl, Concurrency, MaxRetries, Timeout, build_llm
+from rolenrules.cli._options import BaseUrl, Concurrency, MaxRetries, Parallel, Timeout, build_llm
 from rolenrules.errors import ConfigError
 
 bench_app = typer.Typer(help="Benchmarks of held-out system prompts.", no_args_is_help=True)
@@ -67,6 +67,7 @@ def eval_command(
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response of the model under test.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed, and the bootstrap seed.")] = 0,
     concurrency: Concurrency = 8,
+    parallel: Parallel = None,
     timeout: Timeout = 120.0,
     max_retries: MaxRetries = 4,
     resamples: Resamples = 2000,
@@ -93,12 +94,13 @@ def eval_command(
     out.mkdir(parents=True, exist_ok=True)
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, concurrency=concurrency,
-                    cache=out / CACHE, sampling=sampling, env_var="RNR_MODEL")
+                    cache=out / CACHE, sampling=sampling, env_var="RNR_MODEL", parallel=parallel)
     judge_spec = judge or os.environ.get("RNR_JUDGE")
     judge_obj = None
     if judge_spec:
         judge_llm = build_llm(judge_spec, base_url=judge_base_url or base_url, timeout=timeout,
-                              max_retries=max_retries, concurrency=concurrency, cache=out / CACHE, quiet=True)
+                              max_retries=max_retries, concurrency=concurrency, cache=out / CACHE, quiet=True,
+                              parallel=parallel if judge_spec.startswith("local:") else None)
         judge_obj = Judge(judge_llm, votes=judge_votes)
     config = EvalConfig(sampling=sampling, concurrency=concurrency, role_adherence=role_adherence,
                         calibrate_judge=calibrate_judge, resamples=resamples, seed=seed, rescore=rescore)

@@ -56,6 +56,7 @@ class GenerateConfig(BaseModel):
     prompt_temperature: float = Field(1.0, ge=0.0, description="Teacher temperature when writing system prompts.")
     max_tokens: int = Field(1024, ge=16, description="Max tokens per teacher response.")
     concurrency: int = Field(16, ge=1, description="LLM requests in flight.")
+    parallel: int | None = Field(None, ge=1, description="local: models only: requests decoded at once, one llama.cpp context each (default: one per core, at most 8).")
     timeout: float = Field(120.0, gt=0, description="Per-request timeout (s).")
     max_retries: int = Field(4, ge=0, description="Transport retries per request (429/5xx/timeouts).")
     cache: str | None = Field(None, description="Request cache file (default: RUN_DIR/cache.sqlite).")
@@ -117,7 +118,7 @@ class GenerateConfig(BaseModel):
     def fingerprint(self) -> str:
         """What decides the run's content; a resumed run must match it (operational knobs excluded)."""
         keep = self.model_dump(exclude={"out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries",
-                                        "cache", "quiet", "price_per_1k", "base_url", "judge_base_url"})
+                                        "parallel", "cache", "quiet", "price_per_1k", "base_url", "judge_base_url"})
         return stable_id(keep, length=20)
 
 

@@ -27,6 +27,8 @@ class BackendOptions:
     max_retries: int = 4
     transport: str = "aiohttp"
     batch_size: int = 8
+    #: local: only — llama.cpp contexts decoding at once (default: one per core, at most 8).
+    parallel: int | None = None
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -52,6 +54,9 @@ def resolve_default_spec(env_var: str = "RNR_TEACHER") -> tuple[str, bool]:
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     options = options or BackendOptions()
     kind, name = parse_spec(spec)
+    if options.parallel is not None and kind != "local":
+        raise ConfigError(f"--parallel sets the llama.cpp contexts of a local: model; {spec} is not one "
+                          "(use --concurrency for requests in flight)")
     if kind == "openai":
         from rolenrules.llm.openai_backend import OpenAIBackend
 
@@ -64,7 +69,7 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     if kind == "local":
         from rolenrules.llm.local_backend import LocalBackend
 
-        return LocalBackend(name)
+        return LocalBackend(name, parallel=options.parallel)
     from rolenrules.llm.vllm_backend import VLLMBackend
 
     return VLLMBackend(name)
@@ -81,7 +86,7 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
 
 def build_llm(spec: str | None, *, base_url: str | None = None, timeout: float = 120.0, max_retries: int = 4,
               concurrency: int = 8, cache: str | Path | RequestCache | None = None, sampling: Sampling | None = None,
-              env_var: str = "RNR_TEACHER", quiet: bool = False) -> LLM:
+              env_var: str = "RNR_TEACHER", quiet: bool = False, parallel: int | None = None) -> LLM:
     """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2)."""
     if not spec:
         spec, embedded = resolve_default_spec(env_var)
@@ -89,5 +94,5 @@ def build_llm(spec: str | None, *, base_url: str | None = None, timeout: float =
             from rolenrules.console import err_console
 
             err_console.print(f"[yellow]note:[/] {TOY_NOTICE}", highlight=False)
-    options = BackendOptions(base_url=base_url, timeout=timeout, max_retries=max_retries)
+    options = BackendOptions(base_url=base_url, timeout=timeout, max_retries=max_retries, parallel=parallel)
     return make_llm(spec, options, cache=cache, concurrency=concurrency, sampling=sampling)
