@@ -65,7 +65,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # What to train, on what, and where the result goes.
-    model: str = Field(min_length=1, description="Base model: a Hugging Face id or a local folder.")
+    model: str = Field(min_length=1, description="Base model: a Hugging Face id, a local folder, or smollm2 (the embedded SmolLM2-135M-Instruct, offline).")
     data: list[DataSource] = Field(min_length=1, description=(
         "Training data, PATH[:WEIGHT], repeatable; any format `rnr data convert` reads. The weight is a "
         "sampling proportion: 0.5 keeps half the rows, 2.0 repeats them."
