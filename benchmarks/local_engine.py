@@ -180,6 +180,16 @@ def bench_parallel(parallel: int, max_tokens: int, rounds: int) -> dict[str, Any
     for mode in ("single", "parallel"):
         out[f"{mode}_tok_s"] = round(statistics.median(r[mode]["tok_s"] for r in out["rounds"]), 1)
     out["ratio_median"] = round(statistics.median(r["ratio"] for r in out["rounds"]), 2)
+    # Rounds where neither mode waited for a core more than 10% of its thread time: what the engine
+    # does when it has the cores, as opposed to what a busy machine leaves it.
+    quiet = [r for r in out["rounds"]
+             if r["single"]["cpu_wait_s"] <= 0.1 * r["single"]["seconds"]
+             and r["parallel"]["cpu_wait_s"] <= 0.1 * r["parallel"]["seconds"] * parallel]
+    out["uncontended_rounds"] = len(quiet)
+    out["ratio_uncontended"] = round(statistics.median(r["ratio"] for r in quiet), 2) if quiet else None
+    # Tokens per CPU-second in flight over single stream: 1.0 means running N at once costs nothing extra.
+    out["cpu_efficiency"] = round(statistics.median(r["parallel"]["tok_per_cpu_s"] / r["single"]["tok_per_cpu_s"]
+                                                    for r in out["rounds"]), 2)
     return out
 
 
@@ -452,6 +462,10 @@ def render(results: dict[str, Any]) -> str:
                   "(cores used: this process's CPU time over wall time; with every context busy on an idle machine "
                   f"it is {p['parallel']}. Waited for a core: time its threads were ready to run while other "
                   "processes held the cores (Linux schedstat).)", "",
+                  f"Rounds where neither mode waited for a core more than 10% of the time: {p['uncontended_rounds']} of "
+                  f"{len(p['rounds'])}, median ratio in those: **{p['ratio_uncontended'] or 'n/a'}x**. Tokens per "
+                  f"CPU-second in flight relative to single stream: {p['cpu_efficiency']} (1.0 = running "
+                  f"{p['parallel']} at once costs no extra CPU per token).", "",
                   f"Replies in flight identical to the serial ones (same seeds): **{p['same_replies_as_serial']}**; "
                   f"contexts made: {p['contexts_made']}.", ""]
     if "prototypes" in results:
@@ -503,7 +517,8 @@ def history_row(results: dict[str, Any]) -> str | None:
         return None
     p = results["parallel"]
     return (f"| {results['started']} | {results['load_start']} → {results['load_end']} | {p['parallel']} | "
-            f"{p['single_tok_s']} | {p['parallel_tok_s']} | {p['ratio_median']}x |")
+            f"{p['single_tok_s']} | {p['parallel_tok_s']} | {p['ratio_median']}x | "
+            f"{p['ratio_uncontended'] or 'n/a'}x ({p['uncontended_rounds']}/{len(p['rounds'])}) |")
 
 
 def write_report(results: dict[str, Any]) -> None:
