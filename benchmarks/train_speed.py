@@ -89,7 +89,9 @@ def child(spec: str, data: str, steps: int, warmup: int, batch: int, max_length:
                              max_steps=warmup + steps, batch_size=batch, grad_accum=1, max_length=max_length,
                              packing="pack" in mods, gradient_checkpointing="nogc" not in mods,
                              precision="bf16" if "bf16" in mods else "fp32", logging_steps=1, save_steps=10_000,
-                             warmup=0)
+                             warmup=0,
+                             # transformers refuses bf16 without a GPU unless told to train on the CPU.
+                             sft_args={"use_cpu": True} if "bf16" in mods else {})
         session = build_trainer(config, echo=lambda line: None)
         session.trainer.add_callback(_Mark())
         started_cpu = time.process_time()

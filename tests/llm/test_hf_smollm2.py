@@ -1,7 +1,7 @@
 """`hf:smollm2` / `rnr train --model smollm2`: the embedded model as a transformers model, offline.
 
 Uses the real conversion in the user cache (`~/.cache/rolenrules`, or `$RNR_CACHE_DIR`): the first
-run on a machine converts the GGUF once (30-50 s on 2 cores), later runs load the folder.
+run on a machine converts the GGUF once (about a minute on 2 cores), later runs load the folder.
 """
 
 from __future__ import annotations

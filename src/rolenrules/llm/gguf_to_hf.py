@@ -2,9 +2,9 @@
 
 `hf:smollm2` (and `rnr train --model smollm2`) need the embedded SmolLM2-135M-Instruct as a
 transformers model, but it ships only as GGUF. transformers reads GGUF itself (the `gguf` package
-dequantises the weights), but slowly: it parses the file three times, 30-50 s on 2 cores. So the
+dequantises the weights), but slowly: it parses the file three times, about a minute on 2 cores. So the
 first use converts the file to a safetensors folder with its tokenizer and chat template, and
-every later load reads that folder (about a second, benchmarks/hf_smollm2.md).
+every later load reads that folder (under a second after imports; benchmarks/local_engine.md).
 
     folder = converted_folder(resolve_model_path("smollm2"), "smollm2")
 
