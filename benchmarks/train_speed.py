@@ -4,15 +4,18 @@ Each configuration runs `rolenrules.train.build_trainer` (the real `rnr train` p
 assistant-only loss, TRL SFTTrainer) in a fresh process for a few warm-up steps plus `--steps`
 measured steps, and reports the tokens it trained on per second (TRL's `num_tokens`: every
 non-padding token of the batch). Starting from `rnr train`'s defaults (fp32 on CPU, torch's thread
-count, gradient checkpointing on, no packing), one factor changes at a time:
+count, gradient checkpointing on, no packing, random batches — `rnr train`'s defaults before this
+benchmark), one factor changes at a time:
 
 * `bf16`    — bf16 autocast (`--precision bf16`; this CPU has avx512_bf16, no AMX)
 * `t1`      — one torch thread instead of torch's default (one per physical core)
 * `nogc`    — gradient checkpointing off
 * `passive` — `OMP_WAIT_POLICY=PASSIVE`: OpenMP threads sleep at barriers instead of spinning
 * `pack`    — sequence packing (`--packing`; see the .md: not a candidate on CPU)
+* `glen`    — batches of similar lengths (`train_sampling_strategy="group_by_length"`): less padding
 
-and any combination, e.g. `lora+bf16+nogc`. Configurations run in the order given, then in reverse
+and any combination, e.g. `lora+bf16+nogc`. `rnr train`'s defaults chosen from these runs are
+`passive+bf16+glen` (on a CPU with native bf16). Configurations run in the order given, then in reverse
 (`--rounds 2`), so load drift on a shared machine hits all alike; the load average is recorded.
 
     .venv/bin/python benchmarks/train_speed.py                       # the default set (~15 min on 2 cores)
@@ -40,7 +43,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPORT = HERE / "train_speed.md"
 ALPACA = HERE.parents[1] / "shared" / "data" / "instructions" / "alpaca_data_first2000.json"
-DEFAULT_CONFIGS = ["lora", "lora+bf16", "lora+t1", "lora+nogc", "lora+passive", "lora+pack",
+DEFAULT_CONFIGS = ["lora", "lora+bf16", "lora+t1", "lora+nogc", "lora+passive", "lora+pack", "lora+glen",
                    "full", "full+bf16", "full+t1", "full+nogc", "full+passive"]
 SYSTEMS = ["You are Ava, a patient tutor. Answer in under 80 words.",
            "You are a concise assistant for Acme. Never use emojis.",
@@ -62,6 +65,14 @@ def write_data(path: Path, count: int) -> Path:
                                       {"role": "assistant", "content": "The sea covers most of the planet. " * 8}]})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def _sft_args(mods: set[str]) -> dict[str, Any]:
+    # Explicit either way, so a configuration means the same whatever rnr train's defaults are.
+    args: dict[str, Any] = {"train_sampling_strategy": "group_by_length" if "glen" in mods else "random"}
+    if "bf16" in mods:
+        args["use_cpu"] = True  # transformers refuses bf16 without a GPU unless told to train on the CPU
+    return args
 
 
 def child(spec: str, data: str, steps: int, warmup: int, batch: int, max_length: int) -> None:
@@ -89,9 +100,7 @@ def child(spec: str, data: str, steps: int, warmup: int, batch: int, max_length:
                              max_steps=warmup + steps, batch_size=batch, grad_accum=1, max_length=max_length,
                              packing="pack" in mods, gradient_checkpointing="nogc" not in mods,
                              precision="bf16" if "bf16" in mods else "fp32", logging_steps=1, save_steps=10_000,
-                             warmup=0,
-                             # transformers refuses bf16 without a GPU unless told to train on the CPU.
-                             sft_args={"use_cpu": True} if "bf16" in mods else {})
+                             warmup=0, sft_args=_sft_args(mods))
         session = build_trainer(config, echo=lambda line: None)
         session.trainer.add_callback(_Mark())
         started_cpu = time.process_time()
@@ -108,7 +117,8 @@ def child(spec: str, data: str, steps: int, warmup: int, batch: int, max_length:
 
 
 def run_config(spec: str, data: Path, args: argparse.Namespace) -> dict[str, Any]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     if "passive" in spec.split("+"):
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     load = round(os.getloadavg()[0], 2)
@@ -132,7 +142,7 @@ def render(runs: list[dict[str, Any]], args: argparse.Namespace, started: str, l
              f"after {args.warmup} warm-up, batch {args.batch}, max length {args.max_length}, grad accum 1. "
              f"Load average {loads[0]} at the start, {loads[1]} at the end"
              + (" — **busy machine: compare rows of this run with each other, not with other runs**." if busy else "."),
-             "", "| config | tokens/s (per round) | median | vs baseline | s/step | torch threads | load |",
+             "", "| config | tokens/s (per round) | median | vs baseline | s/step | torch threads | load (per round) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     medians: dict[str, float] = {}
     for spec, items in by_config.items():
@@ -144,10 +154,13 @@ def render(runs: list[dict[str, Any]], args: argparse.Namespace, started: str, l
         if not ok:
             lines.append(f"| {spec} | failed: {items[0].get('error', '?')} | | | | | {items[0]['load_start']} |")
             continue
-        base = medians.get(spec.split("+")[0])
-        versus = f"{medians[spec] / base:.2f}x" if base else ""
+        # Baseline: the plain method if it ran, else the first configuration of that method.
+        method = spec.split("+")[0]
+        base_spec = method if method in medians else next((c for c in medians if c.split("+")[0] == method), None)
+        base = medians.get(base_spec) if base_spec else None
+        versus = f"{medians[spec] / base:.2f}x vs {base_spec}" if base else ""
         lines.append(f"| {spec} | {' / '.join(str(r['tok_s']) for r in ok)} | {medians[spec]} | {versus} | "
-                     f"{statistics.median(r['s_per_step'] for r in ok)} | {ok[0]['torch_threads']} | "
+                     f"{round(statistics.median(r['s_per_step'] for r in ok), 2)} | {ok[0]['torch_threads']} | "
                      f"{' ; '.join(str(r['load_start']) + '→' + str(r['load_end']) for r in ok)} |")
     return "\n".join(lines) + "\n"
 

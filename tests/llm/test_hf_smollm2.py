@@ -52,6 +52,10 @@ def test_rnr_train_smollm2_lora_offline_and_the_adapter_loads_as_hf_out(tmp_path
     outcome = CliRunner().invoke(app, ["train", "--model", "smollm2", "--data", str(data), "--lora", "--max-steps",
                                        "1", "--max-length", "48", "--batch-size", "2", "--out", str(out)])
     assert outcome.exit_code == 0, outcome.output
+    from rolenrules.train.trainer import _cpu_has_bf16
+
+    # On a CPU with native bf16 the default precision is bf16 (transformers needs use_cpu for that).
+    assert f"precision used: {'bf16' if _cpu_has_bf16() else 'fp32'}" in (out / "rnr_train_config.yaml").read_text()
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert Path(adapter["base_model_name_or_path"]).is_dir()  # the converted folder, found from anywhere
     llm = make_llm(f"hf:{out}")

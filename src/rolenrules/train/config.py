@@ -120,7 +120,8 @@ class TrainConfig(BaseModel):
     ))
     gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass to save memory.")
     precision: Precision = Field("auto", description=(
-        "auto picks bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."
+        "auto picks bf16 on GPUs that support it, fp16 on older GPUs; on CPU bf16 where the CPU has native "
+        "bf16 (AVX-512 BF16 or AMX), else fp32."
     ))
     attn_implementation: str | None = Field(None, description=(
         "Attention kernel passed to transformers (e.g. sdpa, flash_attention_2)."
