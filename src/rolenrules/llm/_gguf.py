@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rolenrules.errors import ConfigError
+from rolenrules.llm.base import LLMError
 
 _GGUF_MAGIC = b"GGUF"
 _CHATML_SYSTEM_OPEN = "<|im_start|>system\n"
@@ -80,6 +81,9 @@ class LoadedModel:
         if llama is None:
             try:
                 llama = _new_llama(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+            except (ValueError, RuntimeError, OSError) as error:  # e.g. no memory for another KV cache
+                raise LLMError(f"{self.path.name}: llama.cpp cannot make context {len(self._instances) + 1}: "
+                               f"{str(error).splitlines()[0][:200]} (use a lower --parallel)") from None
             finally:
                 with self._cond:
                     self._creating -= 1
