@@ -1,7 +1,7 @@
 """The embedded model's engines: `local:smollm2` (llama.cpp) in parallel, and `hf:smollm2` (transformers).
 
-One command reruns the measurements and writes them into `benchmarks/local_engine.md` (the block
-between the "latest run" markers is replaced, and a line is added to the history table):
+One command reruns the measurements and writes them into `benchmarks/local_engine.md` (each section
+that ran replaces its block there, and the parallel figures add a line to the history table):
 
     .venv/bin/python benchmarks/local_engine.py                    # parallel, prototypes, hf, parity (~5 min)
     .venv/bin/python benchmarks/local_engine.py --sections parallel # just single stream vs N in flight
@@ -42,15 +42,18 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+# As `rnr` does (rolenrules/cli/__init__.py): OpenMP threads sleep at barriers rather than spin.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from rolenrules.llm import LLM, ChatRequest, Sampling
-from rolenrules.llm.local_backend import LocalBackend, default_parallel, resolve_model_path
-from rolenrules.records import Message
+from pydantic import BaseModel, Field  # noqa: E402
+
+from rolenrules.llm import LLM, ChatRequest, Sampling  # noqa: E402
+from rolenrules.llm.local_backend import LocalBackend, default_parallel, resolve_model_path  # noqa: E402
+from rolenrules.records import Message  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPORT = HERE / "local_engine.md"
-BEGIN, END = "<!-- latest run: begin (written by benchmarks/local_engine.py) -->", "<!-- latest run: end -->"
+SECTIONS = ("parallel", "prototypes", "hf", "parity", "structured", "quality")
 HISTORY = "<!-- history rows (appended by benchmarks/local_engine.py) -->"
 
 STORY_TOPICS = ["a dragon who learns to cook", "a lighthouse keeper", "a lost robot", "a river in winter",
@@ -440,14 +443,22 @@ def bench_quality() -> dict[str, Any]:
 
 # --- the report ----------------------------------------------------------------------------------------
 
-def render(results: dict[str, Any]) -> str:
-    lines = [BEGIN, "", f"### Latest run: {results['started']}", "",
+def _marks(section: str) -> tuple[str, str]:
+    return (f"<!-- {section}: begin (written by benchmarks/local_engine.py) -->", f"<!-- {section}: end -->")
+
+
+def render(results: dict[str, Any]) -> dict[str, str]:
+    """Markdown per section that ran, each headed by the run's date, machine, load and command."""
+    busy = max(results["load_start"], results["load_end"]) > 1.5
+    header = [f"#### Run {results['started']}", "",
              f"Machine: {results['machine']}; llama-cpp-python {results['versions'].get('llama_cpp_python')}, "
              f"torch {results['versions'].get('torch')}, transformers {results['versions'].get('transformers')}. "
              f"Load average (1 min) {results['load_start']} at the start, {results['load_end']} at the end"
-             f"{' — **the machine was busy: absolute tok/s are low, ratios still compare like with like**' if max(results['load_start'], results['load_end']) > 1.5 else ''}.",
+             f"{' — **the machine was busy: absolute tok/s are low, ratios still compare like with like**' if busy else ''}.",
              f"Command: `{results['command']}`", ""]
+    blocks: dict[str, list[str]] = {}
     if "parallel" in results:
+        lines = blocks.setdefault("parallel", [])
         p = results["parallel"]
         lines += [f"**`local:smollm2`, single stream vs {p['requests_in_flight']} requests in flight** "
                   f"(`parallel={p['parallel']}`, {p['threads_per_context']} thread per context, "
@@ -469,6 +480,7 @@ def render(results: dict[str, Any]) -> str:
                   f"Replies in flight identical to the serial ones (same seeds): **{p['same_replies_as_serial']}**; "
                   f"contexts made: {p['contexts_made']}.", ""]
     if "prototypes" in results:
+        lines = blocks.setdefault("prototypes", [])
         lines += ["**Prototypes: several sequences at once in llama.cpp** (each against its own single stream, "
                   f"{results['prototypes'][0]['sequences']} sequences):", "",
                   "| variant | single stream (tok/s) | together (tok/s) | ratio | cores used together | load |",
@@ -478,6 +490,7 @@ def render(results: dict[str, Any]) -> str:
                          f"{r['together']['cores']} | {r['load_start']} → {r['load_end']} |")
         lines.append("")
     if "hf" in results:
+        lines = blocks.setdefault("hf", [])
         h = results["hf"]
         fresh = h["fresh_process"]
         lines += [f"**`hf:smollm2`** (converted folder, float32): conversion {h['conversion_s']} s once; a fresh "
@@ -490,6 +503,7 @@ def render(results: dict[str, Any]) -> str:
                          f"{r['load_start']} → {r['load_end']} |")
         lines.append("")
     if "parity" in results:
+        lines = blocks.setdefault("parity", [])
         q = results["parity"]
         lines += [f"**Parity, greedy, {q['max_tokens']} tokens**: `hf:smollm2` and `local:smollm2` gave identical "
                   f"replies to **{q['identical']} of {q['prompts']}** prompts ({q['identical_qa']} of {len(QA)} short "
@@ -507,9 +521,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append("")
     for key in ("structured", "quality"):
         if key in results:
-            lines += [f"**{key}**: `{json.dumps(results[key])}`", ""]
-    lines.append(END)
-    return "\n".join(lines)
+            blocks[key] = [f"**{key}**: `{json.dumps(results[key])}`", ""]
+    return {key: "\n".join(header + lines).rstrip() for key, lines in blocks.items()}
 
 
 def history_row(results: dict[str, Any]) -> str | None:
@@ -522,12 +535,16 @@ def history_row(results: dict[str, Any]) -> str | None:
 
 
 def write_report(results: dict[str, Any]) -> None:
+    """Replace each section that ran in local_engine.md (between its markers; appended at the end
+    when the markers are missing), and add the parallel figures to the history table."""
     text = REPORT.read_text(encoding="utf-8")
-    block = render(results)
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
+    for section, body in render(results).items():
+        begin, end = _marks(section)
+        block = f"{begin}\n\n{body}\n\n{end}"
+        if begin in text and end in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
     row = history_row(results)
     if row and HISTORY in text:
         text = text.replace(HISTORY, row + "\n" + HISTORY, 1)  # oldest first
@@ -585,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_write:
         write_report(results)
         print(f"wrote {REPORT}", flush=True)
-    print(render(results))
+    print("\n\n".join(render(results).values()))
 
 
 if __name__ == "__main__":
