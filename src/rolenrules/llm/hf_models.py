@@ -87,7 +87,11 @@ def _is_gguf(path: Path) -> bool:
 def _hub_source(repo_id: str, label: str, needs: str) -> PretrainedSource:
     from huggingface_hub import constants, try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(repo_id, needs), str):
+    try:
+        cached = isinstance(try_to_load_from_cache(repo_id, needs), str)
+    except Exception:  # an id huggingface_hub rejects is not in the cache either; the load says why
+        cached = False
+    if cached:
         return PretrainedSource(repo_id, True, label)  # cached: no network call, online or not
     hint = (f"download it where the hub is reachable (hf download {repo_id}), give a local folder, or use "
             "smollm2 (the embedded model, offline)")
