@@ -474,7 +474,7 @@ def render(results: dict[str, Any]) -> dict[str, str]:
                   f"it is {p['parallel']}. Waited for a core: time its threads were ready to run while other "
                   "processes held the cores (Linux schedstat).)", "",
                   f"Rounds where neither mode waited for a core more than 10% of the time: {p['uncontended_rounds']} of "
-                  f"{len(p['rounds'])}, median ratio in those: **{p['ratio_uncontended'] or 'n/a'}x**. Tokens per "
+                  f"{len(p['rounds'])}, median ratio in those: **{_times(p['ratio_uncontended'])}**. Tokens per "
                   f"CPU-second in flight relative to single stream: {p['cpu_efficiency']} (1.0 = running "
                   f"{p['parallel']} at once costs no extra CPU per token).", "",
                   f"Replies in flight identical to the serial ones (same seeds): **{p['same_replies_as_serial']}**; "
@@ -525,13 +525,17 @@ def render(results: dict[str, Any]) -> dict[str, str]:
     return {key: "\n".join(header + lines).rstrip() for key, lines in blocks.items()}
 
 
+def _times(ratio: float | None) -> str:
+    return f"{ratio}x" if ratio is not None else "n/a"
+
+
 def history_row(results: dict[str, Any]) -> str | None:
     if "parallel" not in results:
         return None
     p = results["parallel"]
     return (f"| {results['started']} | {results['load_start']} → {results['load_end']} | {p['parallel']} | "
             f"{p['single_tok_s']} | {p['parallel_tok_s']} | {p['ratio_median']}x | "
-            f"{p['ratio_uncontended'] or 'n/a'}x ({p['uncontended_rounds']}/{len(p['rounds'])}) |")
+            f"{_times(p['ratio_uncontended'])} ({p['uncontended_rounds']}/{len(p['rounds'])}) |")
 
 
 def write_report(results: dict[str, Any]) -> None:
