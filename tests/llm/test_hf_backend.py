@@ -44,7 +44,10 @@ def test_hf_backend_batches_concurrent_requests_deterministically(tiny_model_dir
 
 
 def test_hf_backend_missing_model_fails_fast(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot load model"):
+    with pytest.raises(ConfigError, match="no such folder"):
         make_llm(f"hf:{tmp_path / 'nope'}")
-    with pytest.raises(ConfigError, match="hub"):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="cannot load model from local folder"):
+        make_llm(f"hf:{tmp_path / 'empty'}")
+    with pytest.raises(ConfigError, match="not in the Hugging Face cache .* HF_HUB_OFFLINE is set"):
         make_llm("hf:someone/not-cached-model-xyz")

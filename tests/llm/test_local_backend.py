@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from rolenrules.errors import ConfigError
 from rolenrules.llm import LLM, ChatRequest, InvalidReplyError, Sampling, make_backend, resolve_default_spec
+from rolenrules.llm.spec import BackendOptions
 from rolenrules.llm._gguf import grammar_compiles
 from rolenrules.llm._json_grammar import bound_schema, schema_to_gbnf
 from rolenrules.llm.local_backend import LocalBackend, resolve_model_path
@@ -162,7 +163,7 @@ def test_greedy_answer_is_right_and_deterministic(backend: LocalBackend) -> None
     async def twice() -> list:
         return await asyncio.gather(*(backend.complete(request(FRANCE, temperature=0.0, max_tokens=16, seed=s))
                                       for s in (1, 2)))
-    first, second = asyncio.run(twice())  # concurrent requests are serialised on the one model
+    first, second = asyncio.run(twice())
     assert "Paris" in first.text
     assert first.text == second.text  # greedy ignores the seed
     assert first.finish_reason == "stop"
@@ -175,6 +176,47 @@ def test_seed_makes_sampling_reproducible_and_max_tokens_is_honoured(backend: Lo
     assert runs[0].text == runs[1].text
     assert len({r.text for r in runs}) > 1
     assert all(r.usage.completion_tokens == 6 and r.finish_reason == "length" for r in runs)
+
+
+def test_parallel_requests_give_the_replies_of_serial_ones_for_the_same_seeds() -> None:
+    """Requests in flight decode on separate contexts; each reply depends only on its request and seed."""
+    story = [{"role": "user", "content": "Tell me a story about a ship."}]
+    requests = [request(story, temperature=1.0, max_tokens=12, seed=s) for s in (1, 2, 3)]
+    requests.append(ChatRequest(messages=[Message(**m) for m in STRUCT_MESSAGES],
+                                sampling=Sampling(temperature=0.7, max_tokens=40, seed=5),
+                                json_schema=RoleAndRules.model_json_schema()))
+    requests.append(request(FRANCE, temperature=0.0, max_tokens=10))
+    parallel = LocalBackend("smollm2", parallel=3, n_ctx=1024)  # its own pool: no other test shares this n_ctx
+    serial = [parallel.complete_sync(r) for r in requests]
+    assert parallel.model.instances == 1
+
+    async def in_flight() -> list:
+        return await asyncio.gather(*(parallel.complete(r) for r in reversed(requests)))
+
+    concurrent = list(reversed(asyncio.run(in_flight())))
+    assert parallel.model.instances >= 2  # a second context exists only if two requests were in flight at once
+    assert [r.text for r in concurrent] == [r.text for r in serial]
+    assert len({r.text for r in serial[:3]}) == 3  # the seeds matter, so equality is not trivial
+    assert concurrent[3].text.startswith("{")  # the grammar held on a context of the pool
+
+
+def test_parallel_must_be_positive_and_is_for_local_models_only() -> None:
+    with pytest.raises(ConfigError, match="parallel must be at least 1"):
+        LocalBackend("smollm2", parallel=0)
+    with pytest.raises(ConfigError, match="--parallel sets the llama.cpp contexts of a local: model; openai:m"):
+        make_backend("openai:m", BackendOptions(parallel=2, base_url="http://127.0.0.1:9/v1"))
+    assert make_backend("local:smollm2", BackendOptions(parallel=3)).parallel == 3
+
+
+def test_generate_parallel_goes_to_the_local_model_and_is_refused_without_one(tmp_path: Path) -> None:
+    from rolenrules.generate import build_config, default_clients
+
+    base = {"input": str(tmp_path / "in.jsonl"), "out": str(tmp_path / "out.jsonl"), "parallel": 3}
+    with pytest.raises(ConfigError, match="--parallel .* are not local: models"):
+        default_clients(build_config({**base, "teacher": "openai:m", "base_url": "http://127.0.0.1:9/v1"}))
+    teacher, judge = default_clients(build_config({**base, "teacher": "openai:m", "base_url": "http://127.0.0.1:9/v1",
+                                                   "judge": "local:smollm2"}))
+    assert judge.backend.parallel == 3
 
 
 def test_structured_nested_schema_parses_over_seeded_calls(backend: LocalBackend) -> None:
@@ -236,6 +278,6 @@ def test_rnr_chat_without_model_answers_from_smollm2(monkeypatch: pytest.MonkeyP
     for var in ("RNR_TEACHER", "RNR_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     outcome = CliRunner().invoke(app, ["chat", "What is the capital of France?", "--temperature", "0",
-                                       "--max-tokens", "16"])
+                                       "--max-tokens", "16", "--parallel", "1"])
     assert outcome.exit_code == 0, outcome.output
     assert "Paris" in outcome.output

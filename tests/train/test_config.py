@@ -148,3 +148,13 @@ def test_resolved_config_yaml_loads_back_identically(tmp_path: Path) -> None:
     grpo = TrainConfig.model_validate({**BASE, "method": "grpo", "data": [str(here / "a.jsonl")], "out": str(here / "o")})
     saved.write_text(grpo.to_yaml(), encoding="utf-8")
     assert "num_generations: 8" in saved.read_text(encoding="utf-8") and resolve_config(saved) == grpo
+
+
+def test_packing_without_flash_attention_is_refused_before_loading(tmp_path: Path) -> None:
+    # sdpa/eager attention ignores the position ids TRL packs with: packed conversations would attend to
+    # each other, so the run stops before anything loads.
+    from rolenrules.train.objectives import prepare_sft
+
+    config = TrainConfig.model_validate({**BASE, "packing": True})
+    with pytest.raises(ConfigError, match="--packing needs --attn-implementation flash_attention_2"):
+        prepare_sft(config, None, "fp32")

@@ -8,8 +8,14 @@ only when one of its commands runs or shows its own help: `rnr --help` lists the
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
+
+# OpenMP threads (torch, llama.cpp) sleep at barriers instead of spinning. Spinning teams stall when
+# another process holds a core: LoRA on 2 busy cores ran 2.2x faster this way (benchmarks/train_speed.md).
+# Set before torch or llama.cpp load libgomp, which reads it once.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 from typer.core import TyperCommand, TyperGroup

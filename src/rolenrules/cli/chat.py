@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rolenrules.cli._console import console, err_console
-from rolenrules.cli._options import BaseUrl, CachePath, MaxRetries, Timeout, build_llm
+from rolenrules.cli._options import BaseUrl, CachePath, MaxRetries, Parallel, Timeout, build_llm
 from rolenrules.console import setup_logging
 from rolenrules.llm import Sampling, spec_forms
 from rolenrules.records import Message
@@ -25,13 +25,14 @@ def chat(
     timeout: Timeout = 60.0,
     max_retries: MaxRetries = 4,
     cache: CachePath = None,
+    parallel: Parallel = None,
     usage: Annotated[bool, typer.Option("--usage", help="Print token usage to stderr.")] = False,
 ) -> None:
     """Send one prompt (with an optional system prompt) and print the reply."""
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     setup_logging()
     llm = build_llm(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache,
-                    sampling=sampling, env_var="RNR_MODEL", flag="--model")
+                    sampling=sampling, env_var="RNR_MODEL", flag="--model", parallel=parallel)
     messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=prompt)]
     result = llm.run(llm.chat(messages))
     console.print(result.text, markup=False, highlight=False)

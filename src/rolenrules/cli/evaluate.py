@@ -98,13 +98,13 @@ def _eval(values: dict[str, Any]) -> None:
             "max_tokens": LOCAL_MAX_TOKENS if spec.startswith("local:") else DEFAULT_MAX_TOKENS})
     llm = build_llm(config.model, base_url=config.base_url, timeout=config.timeout, max_retries=config.max_retries,
                     concurrency=config.concurrency, cache=out / CACHE, sampling=config.sampling, env_var="RNR_MODEL",
-                    flag="--model")
+                    flag="--model", parallel=config.parallel if spec.startswith("local:") else None)
     judge_spec = config.judge or os.environ.get("RNR_JUDGE")
     judge_obj = None
     if judge_spec:
         judge_llm = build_llm(judge_spec, base_url=config.judge_base_url or config.base_url, timeout=config.timeout,
                               max_retries=config.max_retries, concurrency=config.concurrency, cache=out / CACHE,
-                              quiet=True)
+                              quiet=True, parallel=config.parallel if judge_spec.startswith("local:") else None)
         judge_obj = Judge(judge_llm, votes=config.judge_votes)
     answered = {r.id for r in read_results(out / RESULTS)}
     estimate = None if config.rescore else local_estimate(spec, sum(e.id not in answered for e in examples),

@@ -83,7 +83,7 @@ template_app = typer.Typer(help="Chat-template tools.", no_args_is_help=True)
 
 @template_app.command("check")
 def template_check(
-    model: Annotated[str, typer.Argument(help="Model folder or Hugging Face id (only its tokenizer is loaded).")],
+    model: Annotated[str, typer.Argument(help="Model: a folder, a Hugging Face id, smollm2 (also hf:smollm2, local:smollm2) or a .gguf file (only its tokenizer is loaded).")],
     chat_template: Annotated[Optional[Path], typer.Option("--chat-template", help="Audit this .jinja template instead of the tokenizer's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:

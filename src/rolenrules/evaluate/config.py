@@ -56,6 +56,8 @@ class EvalCommandConfig(ModelOptions):
                                                        "512 for local: models, which decode a few dozen tokens/s).")
     seed: int = Field(0, description="Sampling seed, and the bootstrap seed.")
     concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    parallel: int | None = Field(None, ge=1, description="local: models only: requests decoded at once, one llama.cpp "
+                                                         "context each (default: one per core, at most 8).")
     timeout: float = Field(120.0, ge=1.0, description="Per-request timeout in seconds.")
     max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts (exponential backoff, Retry-After "
                                                   "honoured).")

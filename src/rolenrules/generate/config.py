@@ -85,6 +85,7 @@ class GenerateConfig(BaseModel):
     prompt_temperature: float = Field(1.0, ge=0.0, description="Teacher temperature when writing system prompts.")
     max_tokens: int = Field(1024, ge=16, description="Max tokens per teacher response.")
     concurrency: int = Field(16, ge=1, description="LLM requests in flight.")
+    parallel: int | None = Field(None, ge=1, description="local: models only: requests decoded at once, one llama.cpp context each (default: one per core, at most 8).")
     timeout: float = Field(120.0, gt=0, description="Per-request timeout (s).")
     max_retries: int = Field(4, ge=0, description="Transport retries per request (429/5xx/timeouts).")
     cache: str | None = Field(None, description="Request cache file (default: RUN_DIR/cache.sqlite).")
@@ -204,7 +205,7 @@ class GenerateConfig(BaseModel):
         """The options that decide the run's content; a resumed run must match them (where outputs
         go and operational knobs such as concurrency, timeouts and server URLs are left out)."""
         return self.model_dump(mode="json", exclude={
-            "out", "rejects", "card", "run_dir", "concurrency", "timeout", "max_retries", "cache", "quiet",
+            "out", "rejects", "card", "run_dir", "concurrency", "parallel", "timeout", "max_retries", "cache", "quiet",
             "price_per_1k", "price_per_1m", "base_url", "judge_base_url", "pairs", "transcripts", "source_license",
             "dry_run"})
 

@@ -233,15 +233,28 @@ def run_identity(config: GenerateConfig) -> dict[str, Any]:
 
 # -- the run -------------------------------------------------------------------------------------
 
+
+
+def _is_local(spec: str | None) -> bool:
+    # --parallel applies to whichever of teacher and judge runs in llama.cpp (no spec: the default
+    # model, which build_llm checks); the other may be a server.
+    return spec is None or spec.startswith("local:")
+
+
 def default_clients(config: GenerateConfig) -> tuple[LLM, LLM]:
     """The teacher, and the judge (a sibling of the teacher unless --judge names another model)."""
     cache = Path(config.cache) if config.cache else config.run_path / "cache.sqlite"
+    if config.parallel is not None and not (_is_local(config.teacher) or (config.judge and _is_local(config.judge))):
+        raise ConfigError(f"--parallel sets the llama.cpp contexts of a local: model; the teacher ({config.teacher}) "
+                          f"and judge ({config.judge or 'the teacher'}) are not local: models")
     teacher = build_llm(config.teacher, base_url=config.base_url, timeout=config.timeout,
-                        max_retries=config.max_retries, concurrency=config.concurrency, cache=cache)
+                        max_retries=config.max_retries, concurrency=config.concurrency, cache=cache,
+                        parallel=config.parallel if _is_local(config.teacher) else None)
     if not config.judge:
         return teacher, teacher.sibling()
     judge = build_llm(config.judge, base_url=config.judge_base_url, timeout=config.timeout,
-                      max_retries=config.max_retries, concurrency=config.concurrency, cache=cache)
+                      max_retries=config.max_retries, concurrency=config.concurrency, cache=cache,
+                      parallel=config.parallel if _is_local(config.judge) else None)
     return teacher, judge
 
 

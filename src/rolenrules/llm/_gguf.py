@@ -1,21 +1,26 @@
-"""GGUF models in llama.cpp: load once per process, render prompts with the file's own chat template.
+"""GGUF models in llama.cpp: a pool of contexts per file, prompts rendered with the file's own chat template.
 
-A `Llama` object is not thread-safe and holds one sequence, so each loaded model carries a
-one-thread executor: every call to it runs there, one at a time, whichever event loop (or thread)
-asked. Models are cached by (path, n_ctx, n_threads), so tests and CLI commands share one load.
+A `Llama` object is not thread-safe and holds one sequence, so parallel requests each need their own:
+a `LoadedModel` is a pool of independent `Llama` instances over the same file, created on demand
+up to its capacity. The weights are memory-mapped, so the instances share them (each adds its KV
+cache and compute buffers, about 110 MB at 4096 tokens of context for SmolLM2-135M); llama.cpp
+releases the GIL while it decodes, so one Python thread per instance decodes in parallel.
+Pools are cached by (path, n_ctx, n_threads), so tests and CLI commands share one load.
 """
 
 from __future__ import annotations
 
 import atexit
-
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rolenrules.errors import ConfigError
+from rolenrules.llm.base import LLMError
 
 _GGUF_MAGIC = b"GGUF"
 _CHATML_SYSTEM_OPEN = "<|im_start|>system\n"
@@ -24,20 +29,80 @@ _CHATML_CLOSE = "<|im_end|>\n"
 
 @dataclass
 class LoadedModel:
+    """A GGUF file in llama.cpp: up to `capacity` independent contexts, handed out by `acquire()`.
+
+    `llama` is the first instance; its vocabulary, metadata and tokenizer are read-only and safe to
+    use from any thread. Decoding needs an instance of one's own: `with model.acquire() as llama`.
+    """
+
     path: Path
     llama: Any
     formatter: Any
     load_seconds: float
     n_ctx: int
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="rnr-gguf"))
-    #: Held for every use of `llama`, also by synchronous callers that bypass the executor.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    n_threads: int | None
+    capacity: int = 1
     closing_tokens: Any = None  # numpy bool mask over the vocabulary, built on first use
+    _free: list[Any] = field(default_factory=list)
+    _instances: list[Any] = field(default_factory=list)
+    _creating: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _mask_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._instances.append(self.llama)
+        self._free.append(self.llama)
 
     @property
     def context_tokens(self) -> int:
         # llama.cpp may round the context up; llama-cpp-python's token buffer keeps the size asked for.
         return min(self.n_ctx, int(self.llama.n_ctx()))
+
+    @property
+    def instances(self) -> int:
+        return len(self._instances)
+
+    def reserve(self, parallel: int) -> None:
+        """Allow up to `parallel` contexts (never fewer than already allowed); they are made on demand."""
+        with self._cond:
+            self.capacity = max(self.capacity, parallel)
+            self._cond.notify_all()
+
+    @contextmanager
+    def acquire(self) -> Iterator[Any]:
+        """A `Llama` instance for this thread alone: a free one, a new one while under capacity,
+        or the next one released."""
+        with self._cond:
+            while not self._free and len(self._instances) + self._creating >= self.capacity:
+                self._cond.wait()
+            llama = self._free.pop() if self._free else None
+            if llama is None:
+                self._creating += 1
+        if llama is None:
+            try:
+                llama = _new_llama(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+            except (ValueError, RuntimeError, OSError) as error:  # e.g. no memory for another KV cache
+                raise LLMError(f"{self.path.name}: llama.cpp cannot make context {len(self._instances) + 1}: "
+                               f"{str(error).splitlines()[0][:200]} (use a lower --parallel)") from None
+            finally:
+                with self._cond:
+                    self._creating -= 1
+                    if llama is not None:
+                        self._instances.append(llama)
+                    self._cond.notify_all()
+        try:
+            yield llama
+        finally:
+            with self._cond:
+                self._free.append(llama)
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            for llama in self._instances:
+                llama.close()
+            self._instances.clear()
+            self._free.clear()
 
 
 _MODELS: dict[tuple[Path, int, int | None], LoadedModel] = {}
@@ -50,8 +115,7 @@ def _close_models() -> None:
     # shutdown, after the C bindings are gone, and prints a TypeError for every cached model.
     with _MODELS_LOCK:
         for model in _MODELS.values():
-            model.executor.shutdown(wait=False)
-            model.llama.close()
+            model.close()
         _MODELS.clear()
 
 
@@ -64,20 +128,28 @@ def check_gguf_file(path: Path, spec: str) -> None:
         raise ConfigError(f"{spec}: {path} is not a GGUF model file (it does not start with 'GGUF')")
 
 
-def load_model(path: Path, *, n_ctx: int, n_threads: int | None, spec: str) -> LoadedModel:
-    """The llama.cpp model at `path`, loaded on first use and cached for the process."""
+def load_model(path: Path, *, n_ctx: int, n_threads: int | None, spec: str, parallel: int = 1) -> LoadedModel:
+    """The llama.cpp model at `path` with room for `parallel` contexts, loaded on first use and
+    cached for the process (one context is made now, the others when requests need them)."""
     key = (path, n_ctx, n_threads)
     with _MODELS_LOCK:
         if key not in _MODELS:
             _MODELS[key] = _load(path, n_ctx=n_ctx, n_threads=n_threads, spec=spec)
-        return _MODELS[key]
+        model = _MODELS[key]
+    model.reserve(parallel)
+    return model
+
+
+def _new_llama(path: Path, *, n_ctx: int, n_threads: int | None) -> Any:
+    from llama_cpp import Llama
+
+    # The same thread count for prompt and decode: llama-cpp-python's default of every core for
+    # the prompt spins on busy cores (see local_backend.default_threads).
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
 
 
 def _load(path: Path, *, n_ctx: int, n_threads: int | None, spec: str) -> LoadedModel:
-    import time
-
     try:
-        from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     except ImportError as error:
         raise ConfigError(f"{spec}: the local: backend needs llama-cpp-python: pip install llama-cpp-python "
@@ -85,10 +157,7 @@ def _load(path: Path, *, n_ctx: int, n_threads: int | None, spec: str) -> Loaded
     check_gguf_file(path, spec)
     started = time.perf_counter()
     try:
-        # The same thread count for prompt and decode: llama-cpp-python's default of every core for
-        # the prompt spins on busy cores (see local_backend.default_threads).
-        llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                      verbose=False)
+        llama = _new_llama(path, n_ctx=n_ctx, n_threads=n_threads)
     except (ValueError, RuntimeError, OSError) as error:
         raise ConfigError(f"{spec}: llama.cpp cannot load {path}: {str(error).splitlines()[0][:300]}") from None
     template = llama.metadata.get("tokenizer.chat_template")
@@ -104,7 +173,7 @@ def _load(path: Path, *, n_ctx: int, n_threads: int | None, spec: str) -> Loaded
         stop_token_ids=[eos_id],
     )
     return LoadedModel(path=path, llama=llama, formatter=formatter, load_seconds=time.perf_counter() - started,
-                       n_ctx=n_ctx)
+                       n_ctx=n_ctx, n_threads=n_threads)
 
 
 def render_prompt(model: LoadedModel, messages: list[dict[str, str]], *,
@@ -159,15 +228,16 @@ _CLOSING_BOOST = 20.0
 
 def closing_token_mask(model: LoadedModel) -> Any:
     """Vocabulary mask of tokens made only of JSON closers (`"`, `]`, `}`, spaces)."""
-    if model.closing_tokens is None:
-        import numpy as np
+    with model._mask_lock:
+        if model.closing_tokens is None:
+            import numpy as np
 
-        llama = model.llama
-        mask = np.zeros(llama.n_vocab(), dtype=bool)
-        for token in range(llama.n_vocab()):
-            text = llama.detokenize([token]).decode("utf-8", errors="replace")
-            mask[token] = bool(text.strip()) and set(text) <= _CLOSERS
-        model.closing_tokens = mask
+            llama = model.llama
+            mask = np.zeros(llama.n_vocab(), dtype=bool)
+            for token in range(llama.n_vocab()):
+                text = llama.detokenize([token]).decode("utf-8", errors="replace")
+                mask[token] = bool(text.strip()) and set(text) <= _CLOSERS
+            model.closing_tokens = mask
     return model.closing_tokens
 
 

@@ -1,5 +1,8 @@
 """`hf:MODEL_ID_OR_PATH` — in-process transformers generation with the model's chat template.
 
+`hf:smollm2` is the embedded SmolLM2-135M-Instruct as a transformers model (converted once from
+its GGUF into the user cache; see `gguf_to_hf`); any folder, .gguf file or cached hub id works too.
+
 Concurrent requests are gathered into batches (same sampling parameters, left-padded) and run in
 a worker thread so the event loop stays free. Structured output is not grammar-constrained here:
 replies are validated and retried by `LLM` (the `local:` backend constrains decoding).
@@ -8,40 +11,31 @@ replies are validated and retried by `LLM` (the `local:` backend constrains deco
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 from typing import Any
 
 from rolenrules.errors import ConfigError
 from rolenrules.llm.base import ChatRequest, ChatResult, Sampling
+from rolenrules.llm.hf_models import pretrained_source
 from rolenrules.records import Usage
 
 
 def load_hf_model(name: str) -> tuple[Any, Any]:
-    """Load tokenizer and causal LM from a local folder, or from the hub cache. Never waits on a
-    download when offline: a hub id that is not cached fails at once with a clear message."""
+    """Load tokenizer and causal LM: a local folder, an embedded model (`smollm2`, converted once from
+    its GGUF), a .gguf file, or a cached hub id (see `hf_models`). Never waits on an unreachable
+    hub: an uncached id fails within seconds with a clear message."""
     try:
         import torch  # noqa: F401
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as error:
         raise ConfigError("the hf: backend needs torch and transformers: pip install 'rolenrules[train]'") from error
-    path = Path(name).expanduser()
-    local = path.exists()
-    if not local and os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true", "True"):
-        # Probe the cache first; only a cache miss would reach the network.
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
-            return tokenizer, model.eval()
-        except OSError:
-            pass
+    source = pretrained_source(name)
     try:
-        target = str(path) if local else name
-        tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=local or None)
-        model = AutoModelForCausalLM.from_pretrained(target, local_files_only=local or None)
+        tokenizer = AutoTokenizer.from_pretrained(source.ref, local_files_only=source.local_files_only)
+        model = AutoModelForCausalLM.from_pretrained(source.ref, local_files_only=source.local_files_only)
     except Exception as error:  # transformers raises OSError/ValueError/HF errors for the same cause
-        where = "local folder" if local else "Hugging Face hub id (not cached; the hub may be unreachable)"
-        raise ConfigError(f"hf:{name}: cannot load model from {where}: {str(error).splitlines()[0][:300]}") from None
+        where = "local folder" if source.is_local else "Hugging Face hub"
+        raise ConfigError(f"hf:{name}: cannot load model from {where} {source.ref}: "
+                          f"{str(error).splitlines()[0][:300]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

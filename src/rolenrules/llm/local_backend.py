@@ -23,8 +23,13 @@ and JSON-schema grammars are built in (benchmarks/local_engine.md).
   own extra filters (top_k=40, min_p=0.05) are switched off so a request means the same here as
   on an OpenAI-compatible server. The KV cache is reset before each request: the same seed and
   request give the same reply whatever ran before.
-* Requests are serialised on one model instance (llama.cpp's high-level API runs one sequence);
-  concurrency above 1 queues, it does not add throughput.
+* Requests in flight decode in parallel, up to `parallel` at once (default: one per core, at most
+  8): each runs on its own llama.cpp context over the one memory-mapped file, in its own thread
+  (llama.cpp releases the GIL while decoding). A context holds one sequence and starts each request
+  from an empty KV cache, so a reply depends only on its request and seed, never on what else is in
+  flight. Chosen over multi-sequence batches in one context by measurement (benchmarks/local_engine.md):
+  on 2 cores, two 1-thread contexts gave 1.8x one stream, a batch of 2 sequences in one 1-thread
+  context 1.1x, and batches need 2 threads per context, which stall on a busy machine.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import importlib.util
 import json
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +56,30 @@ EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
 }
 DEFAULT_N_CTX = 4096
 MAX_DEFAULT_THREADS = 4
+MAX_DEFAULT_PARALLEL = 8
 
 
-def default_threads() -> int:
-    """Half the cores, 1 to 4. llama.cpp's threads meet at a spinning barrier after every op, so
-    when another process holds a core the whole graph waits on a descheduled thread: on this
-    2-core machine with one other busy process, 2 threads took 7-30 s for a 16-token reply that
-    takes 0.3 s with 1. On an idle machine 2 threads are only ~30% faster (benchmarks/)."""
-    return max(1, min((os.cpu_count() or 2) // 2, MAX_DEFAULT_THREADS))
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
+    except AttributeError:
+        return os.cpu_count() or 2
+
+
+def default_parallel() -> int:
+    """One context per core, 1 to 8: each decodes on one thread, so N contexts use N cores."""
+    return max(1, min(_cores(), MAX_DEFAULT_PARALLEL))
+
+
+def default_threads(parallel: int = 1) -> int:
+    """Threads per context: half of each context's share of the cores, 1 to 4. llama.cpp's threads
+    meet at a spinning barrier after every op, so when another process holds a core the whole graph
+    waits on a descheduled thread: on this 2-core machine with one other busy process, 2 threads took
+    7-30 s for a 16-token reply that takes 0.3 s with 1. On an idle machine 2 threads are only ~30%
+    faster (benchmarks/). With one context per core this is 1."""
+    return max(1, min(_cores() // max(1, parallel) // 2, MAX_DEFAULT_THREADS))
+
+
 _ACCEPTS = (f"local: takes an embedded model name ({', '.join(sorted(EMBEDDED_MODELS))}) "
             "or the path of a .gguf file, e.g. local:smollm2 or local:./models/model.Q4_K_M.gguf")
 
@@ -88,13 +110,16 @@ def resolve_model_path(name: str) -> Path:
 
 
 class LocalBackend:
-    """The `local:` backend. The model is loaded on construction (cached per process)."""
+    """The `local:` backend. The model is loaded on construction (cached per process); up to
+    `parallel` requests decode at once, each on its own context (made when first needed)."""
 
     def __init__(self, name: str, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
-                 max_items: int | None = MAX_ITEMS, max_string: int | None = MAX_STRING,
+                 parallel: int | None = None, max_items: int | None = MAX_ITEMS, max_string: int | None = MAX_STRING,
                  keep_template_system: bool = False, close_json_within: int = 48) -> None:
         if not name:
             raise ConfigError(f"local: needs a model. {_ACCEPTS}")
+        if parallel is not None and parallel < 1:
+            raise ConfigError(f"local:{name}: parallel must be at least 1 (got {parallel})")
         self.name = name
         self.path = resolve_model_path(name)
         # Embedded names are stable across machines; files are named by their absolute path.
@@ -103,9 +128,12 @@ class LocalBackend:
         self.max_string = max_string
         self.keep_template_system = keep_template_system
         self.close_json_within = close_json_within
-        threads = n_threads or default_threads()
-        self.model: LoadedModel = load_model(self.path, n_ctx=n_ctx, n_threads=threads, spec=f"local:{name}")
+        self.parallel = parallel or default_parallel()
+        threads = n_threads or default_threads(self.parallel)
+        self.model: LoadedModel = load_model(self.path, n_ctx=n_ctx, n_threads=threads, spec=f"local:{name}",
+                                             parallel=self.parallel)
         self._grammars: dict[tuple[str, int | None, int | None], str] = {}
+        self._executor: ThreadPoolExecutor | None = None
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The exact prompt text the model is given for `messages` (generation prompt included)."""
@@ -125,20 +153,23 @@ class LocalBackend:
         return self._grammars[key]
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        if self._executor is None:
+            # Threads start as requests arrive: a single request makes one thread and one context.
+            self._executor = ThreadPoolExecutor(self.parallel, thread_name_prefix="rnr-local")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.model.executor, self.complete_sync, request)
+        return await loop.run_in_executor(self._executor, self.complete_sync, request)
 
     def complete_sync(self, request: ChatRequest) -> ChatResult:
-        """`complete` for synchronous callers (benchmarks); blocks while another request runs."""
+        """`complete` for synchronous callers (benchmarks, threads); waits while every context is busy."""
         from llama_cpp import LlamaGrammar, LogitsProcessorList
 
         messages = [m.model_dump() for m in request.messages]
         prompt, stop = render_prompt(self.model, messages, keep_template_system=self.keep_template_system)
         sampling = request.sampling
         seed = sampling.seed if sampling.seed is not None else random.SystemRandom().randrange(2**31)
-        llama = self.model.llama
         context = self.model.context_tokens
-        prompt_tokens = len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        # Tokenising reads the shared vocabulary only: safe on the first instance from any thread.
+        prompt_tokens = len(self.model.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
         if prompt_tokens >= context:
             raise LLMError(f"{self.identity}: the prompt has {prompt_tokens} tokens, more than the context window "
                            f"of {context} (LocalBackend n_ctx)")
@@ -149,7 +180,7 @@ class LocalBackend:
             if self.close_json_within > 0:
                 processors = LogitsProcessorList(
                     [json_closing_processor(self.model, budget, min(self.close_json_within, budget // 2))])
-        with self.model.lock:
+        with self.model.acquire() as llama:
             # A fresh KV cache per request: prefix reuse would make the reply depend on the
             # previous request (a prompt evaluated in two pieces rounds differently).
             llama.reset()
@@ -167,7 +198,9 @@ class LocalBackend:
 
     async def aclose(self) -> None:
         # The model stays cached for the rest of the process: the next LocalBackend reuses it.
-        return None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 def _freeze(schema: dict[str, Any]) -> str:

@@ -50,6 +50,8 @@ class BackendOptions:
     #: `aiohttp` (direct, the default) or `sdk` (the openai SDK's client), see `llm.openai_backend`.
     transport: str = "aiohttp"
     batch_size: int = 8
+    #: llama.cpp (`local:`): contexts decoding at once (default: one per core, at most 8).
+    parallel: int | None = None
     #: vLLM engine (`vllm:`): GPUs one model is split over.
     tensor_parallel_size: int = 1
     #: vLLM engine: share of each GPU's memory for weights and KV cache.
@@ -105,11 +107,12 @@ register_backend(BackendEntry(
     accepts=("base_url", "api_key", "timeout", "max_retries", "transport")))
 register_backend(BackendEntry(
     "hf", "rolenrules.llm.hf_backend:HFBackend", forms=("hf:ID_OR_PATH",),
-    help="transformers in this process: a local folder or a cached hub id",
+    help="transformers in this process: a local folder, smollm2 (the embedded model), a .gguf file or a hub id",
     accepts=("batch_size",), lm_eval="hf"))
 register_backend(BackendEntry(
     "local", "rolenrules.llm.local_backend:LocalBackend", forms=("local:smollm2", "local:FILE.gguf"),
-    help="llama.cpp in this process on CPU: embedded SmolLM2-135M or a GGUF file"))
+    help="llama.cpp in this process on CPU: embedded SmolLM2-135M or a GGUF file (--parallel N at once)",
+    accepts=("parallel",)))
 register_backend(BackendEntry(
     "vllm", "rolenrules.llm.vllm_backend:VLLMBackend", forms=("vllm:NAME",),
     help="vLLM in this process (GPU; pip install 'rolenrules[vllm]')", lm_eval="vllm",

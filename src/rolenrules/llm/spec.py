@@ -55,7 +55,12 @@ def toy_notice(flag: str, env_var: str) -> str:
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     """The backend a spec names, given the options its registry entry accepts."""
     kind, name = parse_spec(spec)
-    return BACKENDS[kind].build(name, options or BackendOptions())
+    entry = BACKENDS[kind]
+    options = options or BackendOptions()
+    if options.parallel is not None and "parallel" not in entry.accepts:
+        raise ConfigError(f"--parallel sets the llama.cpp contexts of a local: model; {spec} is not one "
+                          "(use --concurrency for requests in flight)")
+    return entry.build(name, options)
 
 
 def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | Path | RequestCache | None = None,
@@ -70,7 +75,7 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
 def build_llm(spec: str | None, *, base_url: str | Sequence[str] | None = None, timeout: float = 120.0,
               max_retries: int = 4, concurrency: int = 8, cache: str | Path | RequestCache | None = None,
               sampling: Sampling | None = None, env_var: str = "RNR_TEACHER", flag: str = "--teacher",
-              quiet: bool = False) -> LLM:
+              quiet: bool = False, parallel: int | None = None) -> LLM:
     """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2).
     `base_url` is one server or several of the same model (URLs, or files of URLs).
     Falling back to the embedded model logs a warning naming `flag` and `env_var` (unless `quiet`)."""
@@ -79,5 +84,5 @@ def build_llm(spec: str | None, *, base_url: str | Sequence[str] | None = None, 
         if embedded and not quiet:
             log.warning("note: %s", toy_notice(flag, env_var))
     urls = base_url if base_url is None or isinstance(base_url, str) else tuple(base_url) or None
-    options = BackendOptions(base_url=urls, timeout=timeout, max_retries=max_retries)
+    options = BackendOptions(base_url=urls, timeout=timeout, max_retries=max_retries, parallel=parallel)
     return make_llm(spec, options, cache=cache, concurrency=concurrency, sampling=sampling)

@@ -103,7 +103,7 @@ class TrainConfig(BaseModel):
                                   "out": "output"}
 
     # What to train, on what, and where the result goes.
-    model: str = Field(min_length=1, description="Base model: a Hugging Face id or a local folder.")
+    model: str = Field(min_length=1, description="Base model: a Hugging Face id, a local folder, or smollm2 (the embedded SmolLM2-135M-Instruct, offline).")
     data: list[DataSource] = Field(default_factory=list, description=(
         "SFT data (sft, sft-then-dpo) or GRPO prompts (grpo), PATH[:WEIGHT], repeatable; any format `rnr data "
         "convert` reads. The weight is a sampling proportion: 0.5 keeps half the rows, 2.0 repeats them (default: none)."
@@ -167,11 +167,13 @@ class TrainConfig(BaseModel):
         "SFT/DPO: tokens per sequence (longer ones are truncated; the packed length when packing)."
     ))
     packing: bool = Field(False, description=(
-        "SFT: pack several conversations into each sequence (best with flash attention)."
+        "SFT: pack several conversations into each sequence; needs attn_implementation flash_attention_2 (GPU), "
+        "as other kernels let packed conversations attend to each other."
     ))
     gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass to save memory.")
     precision: Precision = Field("auto", description=(
-        "auto picks bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."
+        "auto picks bf16 on GPUs that support it, fp16 on older GPUs; on CPU bf16 where the CPU has native "
+        "bf16 (AVX-512 BF16 or AMX), else fp32."
     ))
     attn_implementation: str | None = Field(None, description=(
         "Attention kernel passed to transformers (e.g. sdpa, flash_attention_2) (default: transformers' choice)."

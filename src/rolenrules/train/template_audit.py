@@ -110,14 +110,15 @@ class TemplateReport:
 
 
 def load_tokenizer(model: str | Path) -> Any:
-    """The tokenizer of a local folder or a cached hub id (never waits on a download when offline)."""
+    """The tokenizer of a model spec: a folder, `smollm2`/`hf:smollm2`/`local:smollm2`, a .gguf file or
+    a cached hub id (see `llm.hf_models`; never waits on an unreachable hub)."""
     from transformers import AutoTokenizer
 
-    path = Path(model).expanduser()
+    from rolenrules.llm.hf_models import pretrained_source
+
+    source = pretrained_source(str(model), needs="tokenizer_config.json")
     try:
-        if path.exists():
-            return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        return AutoTokenizer.from_pretrained(str(model))
+        return AutoTokenizer.from_pretrained(source.ref, local_files_only=source.local_files_only)
     except Exception as error:  # transformers raises OSError/ValueError/hub errors for the same cause
         raise ConfigError(f"{model}: cannot load tokenizer: {str(error).splitlines()[0][:300]}") from None
 
