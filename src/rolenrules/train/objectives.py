@@ -97,6 +97,10 @@ def _trl_config(config_cls: type, option: str, extra: dict[str, Any], args: dict
     clash = sorted(set(extra) & set(owned))
     if clash:
         raise ConfigError(f"field '{option}.{clash[0]}': {_OWNED[clash[0]]}")
+    if "activation_checkpointing" in known and "gradient_checkpointing" in args:
+        # transformers 5 renamed it (the old name warns); older versions know only the old one.
+        args = {**args, "activation_checkpointing": args["gradient_checkpointing"]}
+        del args["gradient_checkpointing"]
     try:
         return config_cls(**{**args, **extra})
     except (ValueError, TypeError) as error:

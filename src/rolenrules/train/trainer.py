@@ -305,10 +305,9 @@ def build_trainer(config: TrainConfig, *, echo: Echo | None = None, record: Trai
     prepared = PREPARE[objective](config, exclude, precision)
     summary = prepared.data
     unit = {"sft": "examples", "dpo": "pairs", "grpo": "prompts"}[objective]
+    tokenizer = load_tokenizer(config.model)  # a model that cannot be had fails here, in one line
     echo(f"{objective} data: {summary.total} {unit} from {len(summary.sources)} source(s)"
          + (f", {summary.excluded} held out" if summary.excluded else ""))
-
-    tokenizer = load_tokenizer(config.model)
     report = _apply_template(config, tokenizer, echo, assistant_loss=objective == "sft")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
