@@ -240,7 +240,10 @@ async def answer_conversation(teacher: Teacher, judge: Judge, system_prompt: Sys
         tried: list[_Reply] = []
         for attempt in range(1, max_attempts + 1):
             samples = best_of if attempt == 1 else 1
-            replies = list(await asyncio.gather(*(verified(messages, turn, attempt, i) for i in range(samples))))
+            if samples == 1:  # no task per reply when there is nothing to run beside it
+                replies = [await verified(messages, turn, attempt, 0)]
+            else:
+                replies = list(await asyncio.gather(*(verified(messages, turn, attempt, i) for i in range(samples))))
             tried += replies
             kept = next((r for r in replies if not r.failed), None)
             if kept is not None:
