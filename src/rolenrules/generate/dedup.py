@@ -42,6 +42,7 @@ def overlap(a: str, b: str) -> float:
     return len(sa & sb) / min(len(sa), len(sb)) if sa and sb else 0.0
 
 
+@functools.cache
 def _minhash_class() -> Any:
     """`datasketch.minhash.MinHash`, without running `datasketch/__init__.py` (which imports SciPy)
     when datasketch is not imported yet. The package module is a stand-in while the submodule loads,
@@ -58,8 +59,15 @@ def _minhash_class() -> Any:
         del sys.modules["datasketch"]
 
 
+@functools.cache
+def _permutations(num_perm: int) -> Any:
+    # Drawn from the seed by every MinHash(seed=1); drawn once and shared (read-only) instead.
+    template = _minhash_class()(num_perm=num_perm, seed=1)
+    return {"permutations": template.permutations, "scheme": template.scheme}
+
+
 def _minhash(text: str, num_perm: int):  # noqa: ANN202 (datasketch's MinHash, imported lazily)
-    mh = _minhash_class()(num_perm=num_perm, seed=1)
+    mh = _minhash_class()(num_perm=num_perm, seed=1, **_permutations(num_perm))
     mh.update_batch([s.encode("utf-8") for s in shingles(text)])
     return mh
 
