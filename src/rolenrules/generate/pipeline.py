@@ -49,8 +49,8 @@ from rolenrules.generate.calibrate import (CalibrationSummary, JudgedRules, cali
                                            summarise_calibration)
 from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.dedup import near_duplicates
-from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, StageFailure, Status,
-                                          Trials, dropped, prompt_dropped)
+from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, Rejection, StageFailure,
+                                          Status, Trials, dropped, prompt_dropped)
 from rolenrules.generate.output import OutputPart, Provenance, write_outputs
 from rolenrules.generate.progress import LogProgress, ProgressReporter, StageTracker
 from rolenrules.generate.seeds import Plan, PlanTable, SeedTable, plan_groups
@@ -489,6 +489,9 @@ class DropNearDuplicates:
     duplicate_of: dict[int, int]
 
     async def __call__(self, draft: Draft) -> None:
+        self.check(draft)
+
+    def check(self, draft: Draft) -> None:
         if draft.plan.idx in self.duplicate_of:
             raise StageFailure("dedup", f"system prompt is a near-duplicate of prompt {self.duplicate_of[draft.plan.idx]}")
 
@@ -551,10 +554,7 @@ async def run_steps(steps: list[Step], draft: Draft, provenance: dict[str, Any])
             for step in steps:
                 await step(draft)
     except StageFailure as failure:
-        sp = draft.system_prompt
-        return dropped(failure, id=draft.id, seed_id=draft.seed.id, prompt_index=draft.plan.idx,
-                       source=draft.seed.metadata.get("source"), system_prompt_id=sp.id if sp else None,
-                       system_prompt=sp.render() if sp else None, user_turns=draft.user_turns)
+        return dropped_draft(failure, draft)
     assert draft.answered is not None and draft.system_prompt is not None
     usage = draft.usage
     return Example(id=draft.id, messages=draft.answered.messages, system_prompt=draft.system_prompt,
@@ -564,6 +564,27 @@ async def run_steps(steps: list[Step], draft: Draft, provenance: dict[str, Any])
                        "conflict": draft.conflict,
                        "usage": {"requests": usage.requests, "prompt_tokens": usage.prompt_tokens,
                                  "completion_tokens": usage.completion_tokens}})
+
+
+def dropped_draft(failure: StageFailure, draft: Draft) -> Rejection | Failure:
+    """The record of a conversation that `failure` stopped, with what it had got to."""
+    sp = draft.system_prompt
+    return dropped(failure, id=draft.id, seed_id=draft.seed.id, prompt_index=draft.plan.idx,
+                   source=draft.seed.metadata.get("source"), system_prompt_id=sp.id if sp else None,
+                   system_prompt=sp.render() if sp else None, user_turns=draft.user_turns)
+
+
+def near_duplicate_record(config: GenerateConfig, plan: Plan, position: int, system_prompt: SystemPrompt,
+                          duplicate_of: int) -> Rejection | Failure:
+    """What a conversation under a near-duplicate system prompt ends as (the steps stop it before any request)."""
+    seed = plan.seeds[position]
+    draft = Draft(id=conversation_id(config, plan, position), plan=plan, position=position, seed=seed,
+                  user_turns=seed.user_turns[: config.max_turns], system_prompt=system_prompt)
+    try:
+        DropNearDuplicates({plan.idx: duplicate_of}).check(draft)
+    except StageFailure as failure:
+        return dropped_draft(failure, draft)
+    raise AssertionError("not a near-duplicate")
 
 
 def has_unscored(outcome: Outcome) -> bool:
