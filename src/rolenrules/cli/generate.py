@@ -63,6 +63,8 @@ def _run(values: dict[str, Any]) -> None:
         f"card → {result.card}; judge transcripts → {result.transcripts}{pairs}; {usage.requests} requests "
         f"({usage.cached_requests} from cache), {usage.total_tokens:,} tokens this time; {total.total_tokens:,} "
         "tokens over the whole run", highlight=False)
+    if result.timing:
+        err_console.print(f"client timing: {result.timing}", highlight=False)
     if result.kept == 0 and result.complete:
         err_console.print(f"[yellow]warning:[/] no conversation was kept: see why in {result.rejects} and {result.card}",
                           highlight=False)
