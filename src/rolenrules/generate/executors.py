@@ -78,6 +78,12 @@ def _shard_config(config: GenerateConfig, index: int) -> GenerateConfig:
 
 # -- the tasks (run in Ray workers) --------------------------------------------------------------
 
+def fewer_collections() -> Any:
+    from rolenrules.generate.pipeline import fewer_collections
+
+    return fewer_collections()
+
+
 def _session(config: GenerateConfig, store: RunStore, seeds_store: RunStore, make_clients: Callable[..., Any],
              library_max: int, **options: Any) -> Any:
     from rolenrules.generate.pipeline import Session, _Transcripts
@@ -115,7 +121,8 @@ def run_calibration(config: GenerateConfig, make_clients: Callable[..., Any], li
     store = RunStore(config.run_path / "run.sqlite")
     try:
         session = _session(config, store, store, make_clients, library_max, span=(0, 0))
-        asyncio.run(session.main())
+        with fewer_collections():
+            asyncio.run(session.main())
         decision = asdict(session.decision) if session.decision is not None else None
         return {"calibration_failed": session.calibration_failed, "decision": decision, **_summary(session)}
     except RnrError as error:
@@ -146,7 +153,8 @@ def run_shard(config: GenerateConfig, index: int, span: tuple[int, int], identit
             return {"complete": True, "skipped": True, "provenance": store.get_meta("provenance")}
         session = _session(shard, store, seeds, make_clients, library_max, span=span, dedup=False,
                            decision=JudgedRules(**decision), calibrate=False)
-        asyncio.run(session.main())
+        with fewer_collections():
+            asyncio.run(session.main())
         summary = _summary(session)
         complete = store.counts().get("failed", 0) == 0
         store.set_meta("provenance", summary["provenance"])
