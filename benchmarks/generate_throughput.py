@@ -7,6 +7,7 @@ are counted at the server, time is the subprocess's wall time from spawn to exit
 come from `wait4`.
 
     # P1: rnr vs distilabel, alternating (distilabel 1.5.3 set up in a throwaway venv first)
+    python benchmarks/generate_throughput.py setup-distilabel /tmp/distilabel-venv
     python benchmarks/generate_throughput.py throughput --seeds ALPACA_2000.json --rounds 3 \
         --distilabel-python /tmp/distilabel-venv/bin/python
     # P2: 200 ms server latency, 256 in flight
@@ -30,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,13 @@ def serve(latency: float) -> None:
 
     server = FakeOpenAIServer(reply=teacher_reply(), latency=latency).start()
     print(server.port, flush=True)
+
+    def forget() -> None:  # the server keeps every request body for tests; a benchmark needs none of them
+        while True:
+            time.sleep(1.0)
+            server.log.clear()
+
+    threading.Thread(target=forget, daemon=True).start()
     for _ in sys.stdin:
         print(json.dumps({"requests": server.requests, "max_in_flight": server.max_in_flight}), flush=True)
         server.requests = server.max_in_flight = 0
@@ -152,7 +161,7 @@ def throughput(args: argparse.Namespace) -> None:
                                          {**os.environ, "HF_HUB_OFFLINE": "1", "DISTILABEL_LOG_LEVEL": "WARNING"},
                                          cwd=Path(tmp))
                     else:
-                        src = Path(args.rnr_src) if name == "rnr-other" else ROOT / "src"
+                        src = Path(args.rnr_src) if name == "rnr-before" else ROOT / "src"
                         result = measure(rnr_command(args.rnr_python, args.seeds, Path(tmp) / "out.jsonl",
                                                      server.base_url, args.concurrency, args.k, args.extra),
                                          rnr_env(src))
@@ -230,11 +239,23 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def setup_distilabel(venv: Path) -> None:
+    """distilabel 1.5.3 and the openai client in a throwaway venv (nothing of it enters rnr's environment)."""
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "ensurepip", "-q"], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "distilabel==1.5.3", "openai",
+                    "requests"], check=True)
+    print(venv / "bin" / "python")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--latency", type=float, default=0.0)
+    d = sub.add_parser("setup-distilabel")
+    d.add_argument("venv", type=Path)
     for name in ("throughput", "memory"):
         p = sub.add_parser(name)
         p.add_argument("--latency", type=float, default=0.0)
@@ -246,7 +267,7 @@ def main() -> None:
     t.add_argument("--seeds", type=Path, required=True)
     t.add_argument("--rounds", type=int, default=3)
     t.add_argument("--distilabel-python", default=None)
-    t.add_argument("--rnr-src", default=None, help="another checkout's src/ to compare (runs as rnr-other)")
+    t.add_argument("--rnr-src", default=None, help="another checkout's src/ to compare (runs as rnr-before)")
     m = sub.choices["memory"]
     m.add_argument("--make-seeds", type=int, default=100_000)
     m.add_argument("--start-only", action="store_true")
@@ -258,8 +279,11 @@ def main() -> None:
     if args.command == "serve":
         serve(args.latency)
         return
+    if args.command == "setup-distilabel":
+        setup_distilabel(args.venv)
+        return
     if args.command == "throughput":
-        args.order = ["rnr"] + (["rnr-other"] if args.rnr_src else []) + (["distilabel"] if args.distilabel_python else [])
+        args.order = ["rnr"] + (["rnr-before"] if args.rnr_src else []) + (["distilabel"] if args.distilabel_python else [])
         throughput(args)
     else:
         memory(args)
