@@ -755,13 +755,20 @@ class Session:
         await self._drain(iter(todo), run)
         self.tracker.end()
 
-    def _pending(self, finished: set[str]) -> Iterator[tuple[Plan, int]]:
-        """The conversations still to do, plan by plan (seeds read as they are reached)."""
+    def _pending(self) -> Iterator[tuple[Plan, int]]:
+        """The conversations still to do, plan by plan (seeds read as they are reached), walked beside
+        the store's finished ones in the same order, so no set of finished ids is held."""
+        finished = self.store.iter_finished(*self.span)
+        done = next(finished, None)
         for idx in range(*self.span):
-            plan = self.plans.plan(idx, self.seeds)
-            for position in range(len(plan.seeds)):
-                if conversation_id(self.config, plan, position) not in finished:
-                    yield plan, position
+            plan = None
+            for position in range(len(self.plans.group(idx))):
+                while done is not None and done < (idx, position):
+                    done = next(finished, None)
+                if done == (idx, position):
+                    continue
+                plan = plan or self.plans.plan(idx, self.seeds)
+                yield plan, position
 
     async def _conversations(self) -> None:
         config, store, teacher, judge = self.config, self.store, self.teacher, self.judge
@@ -771,9 +778,8 @@ class Session:
         if self.dedup:
             written = ((idx, sp.render()) for idx, sp in store.iter_prompts(start, stop) if isinstance(sp, SystemPrompt))
             duplicate_of = near_duplicates(written, config.dedup_threshold)
-        finished = store.finished_ids()
         total = min(stop * config.k, self.plans.conversations) - start * config.k
-        self.tracker.start("conversations", total, len(finished))
+        self.tracker.start("conversations", total, store.finished_count())
         prompts = _PromptLookup(store, 2 * self.window // max(1, config.k) + 8)
         steps = conversation_steps(config, prompts, duplicate_of, teacher, judge)
         provenance = {"teacher": teacher.identity, "judge": judge.identity,
@@ -795,7 +801,7 @@ class Session:
             self.batches.done(lambda: self.tracker.advance(status, unscored=unscored),
                               outcome if kept else None)  # type: ignore[arg-type]
 
-        await self._drain(self._pending(finished), run)
+        await self._drain(self._pending(), run)
         self.tracker.end()
 
     def timing(self) -> str | None:

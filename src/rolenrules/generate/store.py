@@ -195,6 +195,13 @@ class RunStore:
             rows = self._db.execute("SELECT id FROM conversations WHERE status != ?", (Status.FAILED.value,))
             return {r[0] for r in rows}
 
+    def iter_finished(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int]]:
+        """(prompt index, position) of the conversations finished for good, in order, streamed."""
+        query = ("SELECT prompt_idx, position FROM conversations WHERE status != ? AND prompt_idx >= ? "
+                 "AND prompt_idx < ? ORDER BY prompt_idx, position")
+        for idx, position in self._stream(query, (Status.FAILED.value, start, stop if stop is not None else 2**62)):
+            yield idx, position
+
     def finished_count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM conversations WHERE status != ?",
