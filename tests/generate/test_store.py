@@ -107,3 +107,21 @@ def test_store_sums_usage_over_sessions(tmp_path: Path) -> None:
     assert not second.complete
     second.set_complete(True)
     assert second.complete
+
+
+def test_work_exists_only_once_committed(tmp_path: Path) -> None:
+    """Writes are batched: until `commit()`, another process sees none of them (a `kill -9` takes them
+    back, and the next run redoes that work); after it, all of them."""
+    store = RunStore(tmp_path / "run.sqlite")
+    store.put_prompt(0, SystemPrompt(role="You are Nova.", rules=[Rule(text="Be brief.", category="length")]))
+    store.put_conversation(0, 0, _kept(0))
+    store.put_conversation(0, 1, _kept(1))
+    other = RunStore(tmp_path / "run.sqlite")
+    assert other.prompts() == {} and other.finished_ids() == set()
+    store.commit()
+    assert len(other.prompts()) == 1 and other.finished_ids() == {"c0", "c1"}
+    store.put_conversation(0, 2, _kept(2))
+    store.rollback()  # what a killed process leaves: the open transaction is gone
+    assert store.finished_ids() == other.finished_ids() == {"c0", "c1"}
+    other.close()
+    store.close()

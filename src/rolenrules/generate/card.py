@@ -3,7 +3,9 @@ what it cost, and how to make it again — with Hugging Face dataset-card front 
 can be pushed beside the data as its README.
 
 Every figure is counted from the run store's records, so the card agrees with the files: a system
-prompt "with a kept conversation" is one that has one, rule counts are those of the kept data.
+prompt "with a kept conversation" is one that has one, rule counts are those of the kept data. The
+records are tallied as they stream past (`CardTally`), in the order of the output, so a card of a
+million conversations needs no more memory than one of ten.
 """
 
 from __future__ import annotations
@@ -17,18 +19,121 @@ from typing import Any
 from rolenrules import __version__
 from rolenrules.generate.calibrate import CalibrationSummary, JudgedRules, low_kappa
 from rolenrules.generate.config import GenerateConfig
-from rolenrules.generate.outcomes import Failure, PromptDropped, PromptOutcome, Rejection, Trials
-from rolenrules.records import Example, Rule, SystemPrompt, Usage
+from rolenrules.generate.outcomes import PromptDropped, PromptOutcome
+from rolenrules.records import SystemPrompt, Usage
+
+_JUDGED = "judged (teacher-written)"
+
+
+class CardTally:
+    """What the card counts, added up one record at a time: every system prompt (`add_prompt`, in
+    index order), then every conversation (`add_conversation`, in output order) with what answering
+    it tried. Records are plain JSON objects, as the run store holds them."""
+
+    def __init__(self) -> None:
+        self.prompts_planned = self.prompts_written = 0
+        self.prompts_dropped: Counter[str] = Counter()
+        self.kept = self.rejected = self.failed = 0
+        self.reject_prompt_indices: set[int] = set()  # for a run that planned no prompt yet
+        self.dedup_prompts: set[int] = set()
+        self.kept_prompt_ids: set[str] = set()
+        self.rule_counts: list[int] = []  # min and max of rules per kept conversation's system prompt
+        self.unchecked = self.attempts = self.regenerated = self.first_pass = self.conflicts = self.pairs = 0
+        # Rules in the kept data, once per system prompt.
+        self.kept_types: Counter[str] = Counter()
+        self.kept_categories: Counter[str] = Counter()
+        self.per_prompt: Counter[str] = Counter()
+        # Rejections.
+        self.by_stage: dict[str, list[Any]] = {}  # stage -> [count, first reason]
+        self.rejected_types: Counter[str] = Counter()
+        self.rejected_categories: Counter[str] = Counter()
+        # Replies checked.
+        self.by_attempt: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # attempt -> [replies, passed]
+        self.checked: Counter[str] = Counter()
+        self.broken: Counter[str] = Counter()
+        self.pair_types: Counter[str] = Counter()
+
+    def add_prompt(self, prompt: PromptOutcome) -> None:
+        self.prompts_planned += 1
+        if isinstance(prompt, SystemPrompt):
+            self.prompts_written += 1
+        else:
+            self.prompts_dropped[_prompt_drop_reason(prompt)] += 1
+
+    def add_conversation(self, record: dict[str, Any], prompt: PromptOutcome | None,
+                         tries: list[dict[str, Any]] | None = None, pairs: list[dict[str, Any]] | None = None) -> None:
+        """One conversation: a kept record (with `messages`), or a rejected or failed one (with
+        `status`); `prompt` is its system prompt's outcome; `tries` and `pairs` what answering it
+        tried (finished conversations only)."""
+        rules = {r.id: r for r in prompt.rules} if isinstance(prompt, SystemPrompt) else {}
+        status = record.get("status", "kept")
+        if status != "kept":
+            self.reject_prompt_indices.add(record["prompt_index"])
+        if status == "failed":
+            self.failed += 1
+            return
+        if status == "kept":
+            self._kept(record)
+        else:
+            self._rejected(record, rules)
+        for t in tries or ():
+            counts = self.by_attempt[int(t["attempt"])]
+            counts[0] += 1
+            counts[1] += bool(t["passed"])
+            for rule in rules.values():
+                self.checked[rule.type or _JUDGED] += 1
+            for rule_id in t.get("broken", []):
+                if rule_id in rules:
+                    self.broken[rules[rule_id].type or _JUDGED] += 1
+        for pair in pairs or ():
+            self.pairs += 1
+            for rule in pair["metadata"].get("failed_rules", []):
+                self.pair_types[rule.get("type") or _JUDGED] += 1
+
+    def _kept(self, record: dict[str, Any]) -> None:
+        self.kept += 1
+        sp = record.get("system_prompt")
+        metadata = record.get("metadata") or {}
+        if sp is not None:
+            self.rule_counts = [min([len(sp["rules"]), *self.rule_counts[:1]]),
+                                max([len(sp["rules"]), *self.rule_counts[1:]])]
+            if sp["id"] not in self.kept_prompt_ids:
+                self.kept_prompt_ids.add(sp["id"])
+                self.per_prompt[str(len(sp["rules"]))] += 1
+                for rule in sp["rules"]:
+                    self.kept_types[rule.get("type") or _JUDGED] += 1
+                    self.kept_categories[rule.get("category", "other")] += 1
+        self.unchecked += any(v.get("passed") is None for v in record.get("verdicts", []))
+        attempts = metadata.get("attempts", [])
+        self.attempts += len(attempts)
+        self.regenerated += sum(1 for a in attempts if a > 1)
+        self.first_pass += all(a == 1 for a in metadata.get("attempts", [1]))
+        self.conflicts += bool(metadata.get("conflict"))
+
+    def _rejected(self, record: dict[str, Any], rules: dict[str, Any]) -> None:
+        self.rejected += 1
+        stage = record["stage"]
+        if stage == "dedup":
+            self.dedup_prompts.add(record["prompt_index"])
+        self.by_stage.setdefault(stage, [0, record["reason"]])[0] += 1
+        for verdict in (record.get("details") or {}).get("verdicts", []):
+            rule = rules.get(verdict.get("rule_id", ""))
+            if rule is None:
+                continue
+            suffix = " (unscored)" if verdict.get("passed") is None else ""
+            self.rejected_types[(rule.type or _JUDGED) + suffix] += 1
+            self.rejected_categories[rule.category + suffix] += 1
+
+    @property
+    def total(self) -> int:
+        return self.kept + self.rejected + self.failed
 
 
 @dataclass(frozen=True)
 class CardInputs:
     config: GenerateConfig
-    kept: list[Example]
-    rejects: list[Rejection | Failure]
-    prompts: dict[int, PromptOutcome]
-    #: What answering each finished conversation tried, by conversation id.
-    trials: dict[str, Trials]
+    #: Every prompt and conversation of the run, tallied.
+    tally: CardTally
     calibration: CalibrationSummary | None
     calibration_failed: int
     judged_rules: JudgedRules | None
@@ -83,7 +188,7 @@ def front_matter(inputs: CardInputs) -> str:
         "pretty_name": f"RoleNRules data ({config.out_path.name})",
         "task_categories": ["text-generation"],
         "tags": ["rolenrules", "synthetic", "system-prompts", "rule-following"],
-        "size_categories": [size_category(len(inputs.kept))],
+        "size_categories": [size_category(inputs.tally.kept)],
         "source_datasets": [source_dataset(config.input)],
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
@@ -110,44 +215,18 @@ def _counter_rows(counts: Counter[str], code: bool = True) -> list[list[Any]]:
     return [[f"`{k}`" if code else k, v] for k, v in counts.most_common()]
 
 
-def _rule_label(rule: Rule) -> str:
-    return rule.type or "judged (teacher-written)"
-
-
 def _oneline(text: str, limit: int = 160) -> str:
     text = " ".join(text.split()).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class _Rules:
-    """A conversation's rules by id, through its system prompt."""
-
-    def __init__(self, inputs: CardInputs) -> None:
-        self.by_conversation: dict[str, dict[str, Rule]] = {}
-        for example in inputs.kept:
-            if example.system_prompt is not None:
-                self.by_conversation[example.id] = {r.id: r for r in example.system_prompt.rules}
-        for reject in inputs.rejects:
-            prompt = inputs.prompts.get(reject.prompt_index)
-            if isinstance(prompt, SystemPrompt):
-                self.by_conversation[reject.id] = {r.id: r for r in prompt.rules}
-
-    def get(self, conversation: str, rule_id: str) -> Rule | None:
-        return self.by_conversation.get(conversation, {}).get(rule_id)
-
-
 def render_card(inputs: CardInputs) -> str:
     """The card's markdown, front matter first."""
-    config = inputs.config
-    kept, rejects = inputs.kept, inputs.rejects
-    failed = [r for r in rejects if isinstance(r, Failure)]
-    rejected = [r for r in rejects if not isinstance(r, Failure)]
-    total = len(kept) + len(rejects)
-    rules = _Rules(inputs)
+    config, tally = inputs.config, inputs.tally
 
     lines = [front_matter(inputs), f"# Dataset card: `{config.out_path.name}`", ""]
-    if failed or inputs.calibration_failed:
-        parts = [f"{len(failed)} conversation(s)"] if failed else []
+    if tally.failed or inputs.calibration_failed:
+        parts = [f"{tally.failed} conversation(s)"] if tally.failed else []
         parts += [f"{inputs.calibration_failed} judge-calibration check(s)"] if inputs.calibration_failed else []
         lines += [f"> **Incomplete:** {' and '.join(parts)} failed on server errors and are not counted here; run "
                   "the same command again to retry them.", ""]
@@ -166,49 +245,40 @@ def render_card(inputs: CardInputs) -> str:
     else:
         lines += ["**Teacher-written (judged) rules: not decided yet** — judge calibration did not finish.", ""]
 
-    lines += _summary(inputs, rules, total, failed, rejected)
+    lines += _summary(inputs)
     lines += _reproduce(inputs)
     lines += _calibration(inputs)
     lines += _rules_section(inputs)
-    lines += _rejections(inputs, rules, rejected)
-    lines += _attempts(inputs, rules)
+    lines += _rejections(inputs)
+    lines += _attempts(inputs)
     lines += _pairs(inputs)
     lines += _cost(inputs)
     return "\n".join(lines)
 
 
-def _summary(inputs: CardInputs, rules: _Rules, total: int, failed: list[Failure],
-             rejected: list[Rejection]) -> list[str]:
-    config, kept, prompts = inputs.config, inputs.kept, inputs.prompts
-    written = [p for p in prompts.values() if isinstance(p, SystemPrompt)]
-    dropped = Counter(_prompt_drop_reason(p) for p in prompts.values() if isinstance(p, PromptDropped))
-    duplicates = {r.prompt_index for r in inputs.rejects if r.stage == "dedup"}
-    if duplicates:
-        dropped["near-duplicate of an earlier prompt"] = len(duplicates)
-    with_kept = {e.system_prompt.id for e in kept if e.system_prompt is not None}
-    counts = [len(e.system_prompt.rules) for e in kept if e.system_prompt is not None]
-    unchecked = sum(1 for e in kept if any(v.passed is None for v in e.verdicts))
-    attempts = [a for e in kept for a in e.metadata.get("attempts", [])]
-    regenerated = sum(1 for a in attempts if a > 1)
-    first_pass = sum(1 for e in kept if all(a == 1 for a in e.metadata.get("attempts", [1])))
-    conflicts = sum(1 for e in kept if e.metadata.get("conflict"))
-    pairs = sum(len(t.pairs) for t in inputs.trials.values())
+def _summary(inputs: CardInputs) -> list[str]:
+    config, t = inputs.config, inputs.tally
+    dropped = Counter(t.prompts_dropped)
+    if t.dedup_prompts:
+        dropped["near-duplicate of an earlier prompt"] = len(t.dedup_prompts)
+    conflicts, pairs, total = t.conflicts, t.pairs, t.total
     low, high = config.rules_range
     rows = [
         ["conversations planned (seed instructions x system prompts)", total],
-        ["kept", f"{len(kept)} ({_pct(len(kept), total)})"],
-        [f"rejected (see `{config.rejects_path.name}`)", f"{len(rejected)} ({_pct(len(rejected), total)})"],
-        ["failed on server errors, retried by the next run", f"{len(failed)} ({_pct(len(failed), total)})"],
-        ["kept with a rule nobody could check", f"{unchecked} ({_pct(unchecked, len(kept))} of kept)"],
-        ["system prompts planned", len(prompts) if prompts else len({r.prompt_index for r in inputs.rejects})],
-        ["system prompts written by the teacher", len(written)],
+        ["kept", f"{t.kept} ({_pct(t.kept, total)})"],
+        [f"rejected (see `{config.rejects_path.name}`)", f"{t.rejected} ({_pct(t.rejected, total)})"],
+        ["failed on server errors, retried by the next run", f"{t.failed} ({_pct(t.failed, total)})"],
+        ["kept with a rule nobody could check", f"{t.unchecked} ({_pct(t.unchecked, t.kept)} of kept)"],
+        ["system prompts planned", t.prompts_planned or len(t.reject_prompt_indices)],
+        ["system prompts written by the teacher", t.prompts_written],
         ["system prompts dropped", f"{sum(dropped.values())} ("
          + (", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none") + ")"],
-        ["system prompts with a kept conversation", len(with_kept)],
+        ["system prompts with a kept conversation", len(t.kept_prompt_ids)],
         ["rules per kept conversation's system prompt",
-         f"{min(counts)}–{max(counts)} (asked for {low}–{high})" if counts else f"none kept (asked for {low}–{high})"],
-        ["kept on the first attempt", f"{first_pass} ({_pct(first_pass, len(kept))})"],
-        ["kept turns regenerated with feedback", f"{regenerated} of {len(attempts)} ({_pct(regenerated, len(attempts))})"],
+         f"{t.rule_counts[0]}–{t.rule_counts[1]} (asked for {low}–{high})" if t.rule_counts
+         else f"none kept (asked for {low}–{high})"],
+        ["kept on the first attempt", f"{t.first_pass} ({_pct(t.first_pass, t.kept)})"],
+        ["kept turns regenerated with feedback", f"{t.regenerated} of {t.attempts} ({_pct(t.regenerated, t.attempts)})"],
         ["kept conversations with a conflict turn", conflicts],
         ["preference pairs", f"{pairs}" + (f" (in `{config.pairs_path.name}`)" if inputs.pairs_written
                                            and config.pairs_path else " (not written: pass --pairs)")],
@@ -288,23 +358,11 @@ def _calibration(inputs: CardInputs) -> list[str]:
 
 
 def _rules_section(inputs: CardInputs) -> list[str]:
-    kept = inputs.kept
+    t = inputs.tally
     lines = ["## Rules in the kept data", ""]
-    if not kept:
+    if not t.kept:
         return lines + ["No conversation was kept: see the rejections below for why.", ""]
-    types: Counter[str] = Counter()
-    categories: Counter[str] = Counter()
-    per_prompt: Counter[str] = Counter()
-    seen: set[str] = set()
-    for example in kept:
-        sp = example.system_prompt
-        if sp is None or sp.id in seen:
-            continue
-        seen.add(sp.id)
-        per_prompt[str(len(sp.rules))] += 1
-        for rule in sp.rules:
-            types[_rule_label(rule)] += 1
-            categories[rule.category] += 1
+    types, categories, per_prompt = t.kept_types, t.kept_categories, t.per_prompt
     lines += ["Counted once per system prompt with a kept conversation.", ""]
     lines += ["### Rules by type", "", *_table(["rule type", "rules"], _counter_rows(types))]
     lines += ["### Rules by category", "", *_table(["category", "rules"], _counter_rows(categories))]
@@ -314,26 +372,15 @@ def _rules_section(inputs: CardInputs) -> list[str]:
     return lines
 
 
-def _rejections(inputs: CardInputs, rules: _Rules, rejected: list[Rejection]) -> list[str]:
+def _rejections(inputs: CardInputs) -> list[str]:
+    t = inputs.tally
     lines = ["## Rejections", ""]
-    if not rejected:
+    if not t.rejected:
         return lines + ["None.", ""]
-    by_stage: dict[str, list[Rejection]] = defaultdict(list)
-    for r in rejected:
-        by_stage[r.stage].append(r)
-    rows = [[f"`{stage}`", len(items), _oneline(items[0].reason)]
-            for stage, items in sorted(by_stage.items(), key=lambda kv: -len(kv[1]))]
+    rows = [[f"`{stage}`", count, _oneline(reason)]
+            for stage, (count, reason) in sorted(t.by_stage.items(), key=lambda kv: -kv[1][0])]
     lines += ["### By stage", "", *_table(["stage", "conversations", "for example"], rows)]
-    types: Counter[str] = Counter()
-    categories: Counter[str] = Counter()
-    for r in rejected:
-        for verdict in r.details.get("verdicts", []):
-            rule = rules.get(r.id, verdict.get("rule_id", ""))
-            if rule is None:
-                continue
-            suffix = " (unscored)" if verdict.get("passed") is None else ""
-            types[_rule_label(rule) + suffix] += 1
-            categories[rule.category + suffix] += 1
+    types, categories = t.rejected_types, t.rejected_categories
     if types:
         lines += ["Rules still broken after the last attempt (a conversation may break several):", ""]
         lines += ["### By rule type", "", *_table(["rule type", "rejected conversations"], _counter_rows(types))]
@@ -342,28 +389,17 @@ def _rejections(inputs: CardInputs, rules: _Rules, rejected: list[Rejection]) ->
     return lines
 
 
-def _attempts(inputs: CardInputs, rules: _Rules) -> list[str]:
-    tries = [(cid, t) for cid, trial in inputs.trials.items() for t in trial.tries]
-    if not tries:
+def _attempts(inputs: CardInputs) -> list[str]:
+    t = inputs.tally
+    if not t.by_attempt:
         return []
     lines = ["## Replies checked", ""]
-    by_attempt: dict[int, list[bool]] = defaultdict(list)
-    for _, t in tries:
-        by_attempt[int(t["attempt"])].append(bool(t["passed"]))
-    rows = [[k, len(v), sum(v), _pct(sum(v), len(v))] for k, v in sorted(by_attempt.items())]
+    rows = [[k, n, passed, _pct(passed, n)] for k, (n, passed) in sorted(t.by_attempt.items())]
     lines += ["### Pass rate per attempt", "",
               "Attempt 1 is the first reply (with --best-of, each sample); later attempts are regenerated with "
               "feedback naming the broken rules.", "",
               *_table(["attempt", "replies", "followed every rule", "pass rate"], rows)]
-    checked: Counter[str] = Counter()
-    broken: Counter[str] = Counter()
-    for cid, t in tries:
-        for rule in rules.by_conversation.get(cid, {}).values():
-            checked[_rule_label(rule)] += 1
-        for rule_id in t.get("broken", []):
-            rule = rules.get(cid, rule_id)
-            if rule is not None:
-                broken[_rule_label(rule)] += 1
+    checked, broken = t.checked, t.broken
     rows = [[f"`{label}`", checked[label], broken[label], _pct(broken[label], checked[label])]
             for label in sorted(checked, key=lambda k: (-broken[k] / checked[k], k))]
     lines += ["### Rules broken, by type (every reply checked)", "",
@@ -373,17 +409,13 @@ def _attempts(inputs: CardInputs, rules: _Rules) -> list[str]:
 
 
 def _pairs(inputs: CardInputs) -> list[str]:
-    pairs = [p for t in inputs.trials.values() for p in t.pairs]
+    pairs, types = inputs.tally.pairs, inputs.tally.pair_types
     if not pairs:
         return []
-    types: Counter[str] = Counter()
-    for pair in pairs:
-        for rule in pair["metadata"].get("failed_rules", []):
-            types[rule.get("type") or "judged (teacher-written)"] += 1
     where = (f"written to `{inputs.config.pairs_path.name}`" if inputs.pairs_written and inputs.config.pairs_path
              else "not written (pass --pairs)")
     return ["## Preference pairs", "",
-            f"{len(pairs)} pairs ({where}): a reply that followed every rule (`chosen`) and one that broke some "
+            f"{pairs} pairs ({where}): a reply that followed every rule (`chosen`) and one that broke some "
             "(`rejected`) for the same prompt, for `rnr train --method dpo`.", "",
             *_table(["rule the rejected reply broke", "pairs"], _counter_rows(types))]
 

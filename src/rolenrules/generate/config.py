@@ -100,6 +100,18 @@ class GenerateConfig(BaseModel):
         "Write nothing: count the requests the run would make and estimate its tokens and cost from a handful "
         "of real calls."))
     quiet: bool = Field(False, description="No progress bars; log lines only.")
+    executor: Literal["local", "ray"] = Field("local", description=(
+        "Where the work runs: local (this process) or ray (the plan cut into --shards, each shard run by a Ray task "
+        "with its own run store under the run folder, merged at the end; pip install 'rolenrules[ray]'). A sharded "
+        "run's run folder and input must be on storage every Ray node sees."))
+    shards: int = Field(4, ge=1, description="With --executor ray: shards to cut the plan into (each resumes on its own).")
+    ray_address: str | None = Field(None, description=(
+        "With --executor ray: the cluster to join (auto, or HOST:PORT) (default: $RAY_ADDRESS, else a local Ray "
+        "instance started for the run)."))
+    shard_cpus: float = Field(1.0, ge=0, description="With --executor ray: CPUs Ray reserves for each shard's task.")
+    shard_gpus: float = Field(0.0, ge=0, description=(
+        "With --executor ray: GPUs Ray reserves for each shard's task (1 for an in-process vllm: or hf: teacher per "
+        "GPU)."))
 
     @field_validator("rules", "verifiable_rules", mode="before")
     @classmethod
@@ -207,7 +219,7 @@ class GenerateConfig(BaseModel):
         return self.model_dump(mode="json", exclude={
             "out", "rejects", "card", "run_dir", "concurrency", "parallel", "timeout", "max_retries", "cache", "quiet",
             "price_per_1k", "price_per_1m", "base_url", "judge_base_url", "pairs", "transcripts", "source_license",
-            "dry_run"})
+            "dry_run", "executor", "shards", "ray_address", "shard_cpus", "shard_gpus"})
 
 
 def build_config(values: dict[str, Any], source: str = "options", *, flags: bool = False) -> GenerateConfig:

@@ -4,6 +4,9 @@ Before any model call: the options, the templates, the outputs (never over somet
 write) and the input are checked, the run folder is locked, and the teacher and judge answer one
 cheap request each. Then, each unit of work committed to the run store as it finishes:
 
+  0. seeds      the input's records are copied into the run store in one streaming pass (a bad
+                record stops the run here, naming file, line and field); a resumed or finished run
+                does not read the input again
   1. plan       seeded shuffle of the seeds into groups of K, one group per system prompt
   2. calibrate  the judge is checked against the rule library on a sample (`calibrate`); with
                 the embedded judge, or one that agrees too little, teacher-written (judged)
@@ -14,38 +17,47 @@ cheap request each. Then, each unit of work committed to the run store as it fin
   5. answers    each conversation goes down `conversation_steps` (below), ending kept, rejected
                 or failed; every reply checked, and the preference pairs they make, are kept too
   6. output     kept records, rejects, judge transcripts, pairs (`--pairs`) and the dataset card
-                are written atomically; the run is complete only when nothing failed on a server
-                error
+                are streamed from the run store into their files, written atomically (`output`);
+                the run is complete only when nothing failed on a server error
+
+Each stage keeps a bounded window of units in flight (twice `--concurrency`) fed from a lazy
+iterator over the plan, so memory does not grow with the input; finished units are committed in
+batches (every ~50 ms or 256 units) and count as done only once committed. With `--executor ray`
+the plan is cut into shards, each run by this same code in a Ray task (`executors`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rolenrules._lock import LOCK_FILE, FolderLock
-from rolenrules.errors import ConfigError
+from rolenrules.errors import ConfigError, DataError
 from rolenrules.generate.calibrate import (CalibrationSummary, JudgedRules, calibrate_item, decide,
                                            decide_before_calibration, low_kappa, plan_calibration,
                                            summarise_calibration)
-from rolenrules.generate.card import CardInputs, render_card
 from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.dedup import near_duplicates
-from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, StageFailure, Status,
-                                          Trials, dropped, prompt_dropped)
+from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, Rejection, StageFailure,
+                                          Status, Trials, dropped, prompt_dropped)
+from rolenrules.generate.output import OutputPart, Provenance, write_outputs
 from rolenrules.generate.progress import LogProgress, ProgressReporter, StageTracker
+from rolenrules.generate.seeds import Plan, PlanTable, SeedTable, plan_groups
 from rolenrules.generate.stages import Answered, RuleMix, Teacher, answer_conversation
 from rolenrules.generate.store import RunStore
-from rolenrules.io import (atomic_path, check_writable, ensure_writable_output, read_examples, write_examples,
-                          write_jsonl)
+from rolenrules.io import check_writable, ensure_writable_output, read_examples
 from rolenrules.judge import Judge, transcript_tag
 from rolenrules.llm import LLM, LLMError, build_llm, parse_spec
 from rolenrules.llm.preflight import preflight
@@ -55,11 +67,7 @@ from rolenrules.rules import candidate_types, choose_types, get_rule_type, load_
 
 log = logging.getLogger("rolenrules.generate")
 
-
-@dataclass(frozen=True)
-class Plan:
-    idx: int
-    seeds: list[Example]
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,6 +93,8 @@ class RunResult:
     pairs: int = 0
     pairs_path: Path | None = None
     transcripts: Path | None = None
+    #: Calls/s, tokens/s and time at the servers vs in rnr, this invocation (`LLM.stats()`), when measured.
+    timing: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -92,36 +102,14 @@ class RunResult:
 
 
 def load_seeds(config: GenerateConfig) -> list[Example]:
+    """Every seed record in memory (for small jobs such as the dry run; a run streams them: `SeedTable`)."""
     seeds = read_examples(config.input, format=config.format)
     return list(itertools.islice(seeds, config.limit) if config.limit else seeds)
 
 
-def make_plans(config: GenerateConfig, seeds: list[Example]) -> list[Plan]:
-    """Groups of K seeds, one per system prompt. By default every seed is used once (a seeded
-    shuffle cut into groups); with --num-prompts, seeds are drawn from successive shuffles, so a
-    seed may serve several prompts but never appears twice in one group."""
-    if config.k > len(seeds):
-        raise ConfigError(f"--k {config.k} is larger than the dataset ({len(seeds)} seed records)")
-    rng = random.Random(f"plan-{config.seed}")
-    order = list(range(len(seeds)))
-    rng.shuffle(order)
-    if config.num_prompts is None:
-        groups = [order[i : i + config.k] for i in range(0, len(order), config.k)]
-    else:
-        groups = []
-        queue = list(order)
-        for _ in range(config.num_prompts):
-            group: list[int] = []
-            deferred: list[int] = []
-            while len(group) < config.k:
-                if not queue:
-                    queue = list(range(len(seeds)))
-                    rng.shuffle(queue)
-                candidate = queue.pop(0)
-                (deferred if candidate in group else group).append(candidate)
-            queue = deferred + queue
-            groups.append(group)
-    return [Plan(idx=i, seeds=[seeds[j] for j in group]) for i, group in enumerate(groups)]
+def make_plans(config: GenerateConfig, seeds: Sequence[Example]) -> list[Plan]:
+    """Groups of K seeds, one per system prompt, as `Plan`s (`plan_groups` says how they are drawn)."""
+    return list(plan_groups(config, len(seeds)).plans(seeds))
 
 
 def conversation_id(config: GenerateConfig, plan: Plan, position: int) -> str:
@@ -262,7 +250,9 @@ def generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tu
              progress: ProgressReporter | None = None, command: str | None = None) -> RunResult:
     """Run (or resume) generation. `make_clients(config)` returns the (teacher, judge) clients
     (`default_clients` builds them from the config); it is only called when there is work to do, so a
-    finished run loads no model and sends no request.
+    finished run loads no model and sends no request. With `config.executor == "ray"` the work is
+    sharded over a Ray cluster (`make_clients` then runs in each shard's task, so it must pickle:
+    a module-level function such as `default_clients`).
 
     `progress` receives each stage's counts (default: log lines through the `rolenrules` logger at
     least every 10 s); `command` is the command line the card records.
@@ -273,36 +263,117 @@ def generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tu
     if config.dry_run:
         raise ConfigError("dry_run: generate() writes data; use rolenrules.generate.estimate() for a dry run")
     library_max = validate(config)
+    if config.executor == "ray":
+        from rolenrules.generate.executors import require_ray
+
+        require_ray()
     check_outputs(config)
-    seeds = load_seeds(config)
-    plans = make_plans(config, seeds)
+    new_folder = not config.run_path.exists()
+    try:
+        return _generate(config, make_clients, library_max, progress, command)
+    except (ConfigError, DataError):
+        # Bad input or options found while reading the seeds: leave no run folder behind (none existed).
+        if new_folder and config.run_path.is_dir() and not _has_work(config.run_path):
+            shutil.rmtree(config.run_path, ignore_errors=True)
+        raise
+
+
+def _has_work(run: Path) -> bool:
+    store = RunStore(run / "run.sqlite")
+    try:
+        return store.has_work()
+    finally:
+        store.close()
+
+
+def _generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tuple[LLM, LLM]], library_max: int,
+              progress: ProgressReporter | None, command: str | None) -> RunResult:
     with FolderLock(config.run_path, what="run folder"):
         identity = run_identity(config)
         store = RunStore(config.run_path / "run.sqlite")
         try:
             resumed = store.claim(identity)
+            check_layout(config, store)
             if store.complete and _outputs_exist(config):
-                kept, rejected = len(store.kept()), len(store.dropped())
-                log.info("run already complete: %d kept, %d rejected; nothing to do", kept, rejected)
-                teacher_total, judge_total = store.usage()
-                decision = store.get_meta("judged_rules")
-                return RunResult(kept, rejected, 0, config.out_path, config.rejects_path, config.card_path, True,
-                                 Usage(), Usage(), teacher_total.add(judge_total),
-                                 judged_rules=JudgedRules(**decision) if decision else None,
-                                 pairs_path=config.pairs_path, transcripts=config.transcripts_path)
+                return _already_complete(config, store)
             if resumed:
                 log.info("resuming run in %s", config.run_path)
+            seeds = SeedTable.load(config, store, identity["input_content"])
+            plans = plan_groups(config, len(seeds))
+            if config.executor == "ray":
+                from rolenrules.generate.executors import run_sharded
+
+                return run_sharded(config, store, seeds, plans, make_clients, library_max,
+                                   progress=progress, command=command)
             teacher_llm, judge_llm = make_clients(config)
             teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
                               prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
             transcripts = _Transcripts()
             judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
             tracker = StageTracker(progress or LogProgress(), lambda: teacher.llm.usage.add(judge.usage))
-            session = _Session(config, store, plans, seeds, teacher, judge, library_max, tracker, transcripts)
-            asyncio.run(session.main())
-            return _write_outputs(config, store, session, command)
+            session = Session(config, store, plans, seeds, teacher, judge, library_max, tracker, transcripts)
+            with fewer_collections():
+                asyncio.run(session.main())
+            return _finish(config, store, session, command)
         finally:
             store.close()
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector, less often, for the length of a run. A run allocates a few
+    objects per request, so the default thresholds start a collection every few requests, and the
+    older generations hold the hundreds of thousands of objects that imports leave: collections were
+    ~20% of the client's CPU (benchmarks/generate_throughput.md). Those objects are frozen out of the
+    collector's way and collections come every 50,000 allocations; both are restored afterwards."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def check_layout(config: GenerateConfig, store: RunStore) -> None:
+    """A run folder is worked on by one executor with one number of shards: a sharded run's work lives
+    in its shards' stores, which another layout would not see."""
+    layout = {"executor": config.executor, "shards": config.shards if config.executor == "ray" else None}
+    stored = store.get_meta("layout") or {"executor": "local", "shards": None}
+    if stored == layout:
+        return
+    if store.has_work() or store.get_meta("layout") is not None and (config.run_path / "shards").is_dir():
+        def name(value: dict[str, Any]) -> str:
+            return "--executor local" if value["executor"] == "local" else f"--executor ray --shards {value['shards']}"
+
+        raise ConfigError(f"{config.run_path}: this run folder holds a run made with {name(stored)}; run it again "
+                          f"with those options to resume it (not {name(layout)}), or use another --out/--run-dir")
+    store.set_meta("layout", layout)
+
+
+def _already_complete(config: GenerateConfig, store: RunStore) -> RunResult:
+    counts = store.get_meta("result") or {"kept": store.counts().get("kept", 0),
+                                          "rejected": store.counts().get("rejected", 0)}
+    log.info("run already complete: %d kept, %d rejected; nothing to do", counts["kept"], counts["rejected"])
+    teacher_total, judge_total = _total_usage(config, store)
+    decision = store.get_meta("judged_rules")
+    return RunResult(counts["kept"], counts["rejected"], 0, config.out_path, config.rejects_path, config.card_path,
+                     True, Usage(), Usage(), teacher_total.add(judge_total),
+                     judged_rules=JudgedRules(**decision) if decision else None,
+                     pairs_path=config.pairs_path, transcripts=config.transcripts_path)
+
+
+def _total_usage(config: GenerateConfig, store: RunStore) -> tuple[Usage, Usage]:
+    teacher, judge = store.usage()
+    for path in sorted((config.run_path / "shards").glob("*/run.sqlite")) if config.executor == "ray" else []:
+        shard = RunStore(path)
+        try:
+            t, j = shard.usage()
+        finally:
+            shard.close()
+        teacher, judge = teacher.add(t), judge.add(j)
+    return teacher, judge
 
 
 def _outputs_exist(config: GenerateConfig) -> bool:
@@ -338,14 +409,65 @@ async def _close(*llms: LLM) -> None:
             await llm.aclose()
 
 
-async def _bounded(limit: int, jobs: list[Callable[[], Awaitable[None]]]) -> None:
-    semaphore = asyncio.Semaphore(limit)
+class _Batches:
+    """Finished units committed to the run store together: every `every` seconds or `size` units,
+    whichever comes first. What a unit reports (progress, the kept record in `partial.jsonl`) happens
+    only after its commit, so nothing counts as done that a `kill -9` could still take back."""
 
-    async def one(job: Callable[[], Awaitable[None]]) -> None:
-        async with semaphore:
-            await job()
+    def __init__(self, store: RunStore, usage: Callable[[], None], partial: Path | None, *, every: float = 0.05,
+                 size: int = 256) -> None:
+        self.store, self.usage, self.partial, self.every, self.size = store, usage, partial, every, size
+        self._after: list[Callable[[], None]] = []
+        self._kept: list[str] = []
+        self._since = time.monotonic()
 
-    await asyncio.gather(*(one(j) for j in jobs))
+    def done(self, after: Callable[[], None], kept: Example | None = None) -> None:
+        """A unit's rows were put in the store; `after` runs once they are committed."""
+        self._after.append(after)
+        if kept is not None and self.partial is not None:
+            self._kept.append(kept.model_dump_json())
+        if len(self._after) >= self.size or time.monotonic() - self._since >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        self._since = time.monotonic()
+        if not self._after:
+            return
+        self.usage()
+        self.store.commit()
+        if self._kept:
+            assert self.partial is not None
+            with open(self.partial, "a", encoding="utf-8") as handle:
+                handle.write("\n".join(self._kept) + "\n")
+            self._kept = []
+        after, self._after = self._after, []
+        for callback in after:
+            callback()
+
+    async def run(self) -> None:
+        """Commit what is waiting at least every `every` seconds, even when no unit finishes."""
+        while True:
+            await asyncio.sleep(self.every)
+            if time.monotonic() - self._since >= self.every:
+                self.flush()
+
+
+class _PromptLookup:
+    """The written system prompts by index, read from the store on demand; the few recent ones kept
+    (a window of conversations spans a few consecutive prompts)."""
+
+    def __init__(self, store: RunStore, size: int) -> None:
+        self.store, self.size = store, max(8, size)
+        self._recent: OrderedDict[int, PromptOutcome | None] = OrderedDict()
+
+    def get(self, idx: int) -> PromptOutcome | None:
+        if idx in self._recent:
+            self._recent.move_to_end(idx)
+            return self._recent[idx]
+        prompt = self._recent[idx] = self.store.prompt(idx)
+        if len(self._recent) > self.size:
+            self._recent.popitem(last=False)
+        return prompt
 
 
 # -- one conversation: a plain list of steps ----------------------------------------------------
@@ -371,11 +493,15 @@ class Step(Protocol):
     async def __call__(self, draft: Draft) -> None: ...
 
 
+class PromptSource(Protocol):
+    def get(self, idx: int) -> PromptOutcome | None: ...
+
+
 @dataclass
 class UseSystemPrompt:
     """The conversation's system prompt was written (else it shares the prompt's failure)."""
 
-    prompts: dict[int, PromptOutcome]
+    prompts: PromptSource
 
     async def __call__(self, draft: Draft) -> None:
         outcome = self.prompts.get(draft.plan.idx)
@@ -395,6 +521,9 @@ class DropNearDuplicates:
     duplicate_of: dict[int, int]
 
     async def __call__(self, draft: Draft) -> None:
+        self.check(draft)
+
+    def check(self, draft: Draft) -> None:
         if draft.plan.idx in self.duplicate_of:
             raise StageFailure("dedup", f"system prompt is a near-duplicate of prompt {self.duplicate_of[draft.plan.idx]}")
 
@@ -439,7 +568,7 @@ class AnswerAndVerify:
         draft.usage = draft.usage.add(draft.answered.usage)
 
 
-def conversation_steps(config: GenerateConfig, prompts: dict[int, PromptOutcome], duplicate_of: dict[int, int],
+def conversation_steps(config: GenerateConfig, prompts: PromptSource, duplicate_of: dict[int, int],
                        teacher: Teacher, judge: Judge) -> list[Step]:
     """What happens to each conversation, in order."""
     return [
@@ -457,10 +586,7 @@ async def run_steps(steps: list[Step], draft: Draft, provenance: dict[str, Any])
             for step in steps:
                 await step(draft)
     except StageFailure as failure:
-        sp = draft.system_prompt
-        return dropped(failure, id=draft.id, seed_id=draft.seed.id, prompt_index=draft.plan.idx,
-                       source=draft.seed.metadata.get("source"), system_prompt_id=sp.id if sp else None,
-                       system_prompt=sp.render() if sp else None, user_turns=draft.user_turns)
+        return dropped_draft(failure, draft)
     assert draft.answered is not None and draft.system_prompt is not None
     usage = draft.usage
     return Example(id=draft.id, messages=draft.answered.messages, system_prompt=draft.system_prompt,
@@ -470,6 +596,27 @@ async def run_steps(steps: list[Step], draft: Draft, provenance: dict[str, Any])
                        "conflict": draft.conflict,
                        "usage": {"requests": usage.requests, "prompt_tokens": usage.prompt_tokens,
                                  "completion_tokens": usage.completion_tokens}})
+
+
+def dropped_draft(failure: StageFailure, draft: Draft) -> Rejection | Failure:
+    """The record of a conversation that `failure` stopped, with what it had got to."""
+    sp = draft.system_prompt
+    return dropped(failure, id=draft.id, seed_id=draft.seed.id, prompt_index=draft.plan.idx,
+                   source=draft.seed.metadata.get("source"), system_prompt_id=sp.id if sp else None,
+                   system_prompt=sp.render() if sp else None, user_turns=draft.user_turns)
+
+
+def near_duplicate_record(config: GenerateConfig, plan: Plan, position: int, system_prompt: SystemPrompt,
+                          duplicate_of: int) -> Rejection | Failure:
+    """What a conversation under a near-duplicate system prompt ends as (the steps stop it before any request)."""
+    seed = plan.seeds[position]
+    draft = Draft(id=conversation_id(config, plan, position), plan=plan, position=position, seed=seed,
+                  user_turns=seed.user_turns[: config.max_turns], system_prompt=system_prompt)
+    try:
+        DropNearDuplicates({plan.idx: duplicate_of}).check(draft)
+    except StageFailure as failure:
+        return dropped_draft(failure, draft)
+    raise AssertionError("not a near-duplicate")
 
 
 def has_unscored(outcome: Outcome) -> bool:
@@ -484,33 +631,45 @@ def _template_versions(teacher: Teacher, judge: Judge) -> dict[str, str]:
     return teacher.template_versions | {"judge": judge.template.version}
 
 
-class _Session:
-    """This invocation's work, in one event loop (the HTTP clients belong to it)."""
+class Session:
+    """One invocation's work on one run store, in one event loop (the HTTP clients belong to it): the
+    whole plan, or the prompts `span` of it (a shard). A shard is given the run's decision on judged
+    rules (`decision`) and does no calibration; `dedup` False leaves near-duplicates to the merge."""
 
-    def __init__(self, config: GenerateConfig, store: RunStore, plans: list[Plan], seeds: list[Example],
+    def __init__(self, config: GenerateConfig, store: RunStore, plans: PlanTable, seeds: Sequence[Example],
                  teacher: Teacher, judge: Judge, library_max: int, tracker: StageTracker,
-                 transcripts: _Transcripts) -> None:
+                 transcripts: _Transcripts, *, span: tuple[int, int] | None = None, dedup: bool = True,
+                 decision: JudgedRules | None = None, calibrate: bool = True) -> None:
         self.config, self.store, self.plans, self.seeds = config, store, plans, seeds
         self.teacher, self.judge, self.library_max, self.tracker = teacher, judge, library_max, tracker
         self.transcripts = transcripts
-        self.limit = max(2, config.concurrency * 2)
+        self.span = span if span is not None else (0, len(plans))
+        self.dedup, self.calibrates = dedup, calibrate
+        #: Units worked on at once: enough to keep --concurrency requests in flight while some units
+        #: are between requests, and no more (memory does not grow with the plan).
+        self.window = max(2, config.concurrency * 2)
         self.calibration: CalibrationSummary | None = None
         self.calibration_failed = 0
         stored = store.get_meta("judged_rules")
-        self.decision: JudgedRules | None = JudgedRules(**stored) if stored else None
+        self.decision: JudgedRules | None = decision or (JudgedRules(**stored) if stored else None)
+        self.batches = _Batches(store, self.committed, store.path.parent / "partial.jsonl")
 
     def committed(self) -> None:
         self.store.record_usage(self.teacher.llm.usage, self.judge.usage)
 
     async def main(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
+        flusher = asyncio.create_task(self.batches.run())
         try:
             await self._work()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, flusher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.batches.flush()
             self.committed()
+            self.store.commit()
             await _close(self.teacher.llm, self.judge.llm)
 
     async def _heartbeat(self) -> None:
@@ -518,10 +677,23 @@ class _Session:
             await asyncio.sleep(1.0)
             self.tracker.tick()
 
+    async def _drain(self, items: Iterator[T], job: Callable[[T], Awaitable[None]]) -> None:
+        """Run `job` over `items` with at most `window` at once, taking items only as room frees up."""
+        async def worker() -> None:
+            for item in items:  # a shared iterator: each item goes to one worker
+                self.tracker.enter()
+                try:
+                    await job(item)
+                finally:
+                    self.tracker.leave()
+
+        await asyncio.gather(*(worker() for _ in range(self.window)))
+        self.batches.flush()
+
     async def _work(self) -> None:
         config = self.config
         decision = self.decision or decide_before_calibration(config.judged_rules, self.judge.identity)
-        calibrate = config.judge_calibration > 0 and (decision is None or decision.on)
+        calibrate = self.calibrates and config.judge_calibration > 0 and (decision is None or decision.on)
         models = [("teacher", self.teacher.llm)]
         if decision is None or decision.on:
             models.append(("judge", self.judge.llm))
@@ -536,13 +708,15 @@ class _Session:
             decision = decide(config.judged_rules, self.judge.identity, self.calibration, config.min_judge_kappa)
             self.store.set_meta("judged_rules", asdict(decision))
         self.decision = decision
-        log.info("%s", decision.line())
+        if self.calibrates:
+            log.info("%s", decision.line())
         if decision.on and low_kappa(self.calibration, config.min_judge_kappa):
             assert self.calibration is not None
             log.warning("the judge agrees little with exact checks (kappa %s, n=%d): its verdicts on teacher-written "
                         "rules are doubtful", _kappa_text(self.calibration), self.calibration.agreement.n)
-        await self._prompts(decision)
-        await self._conversations()
+        if self.span[0] < self.span[1]:
+            await self._prompts(decision)
+            await self._conversations()
 
     async def _calibrate(self) -> None:
         config = self.config
@@ -552,87 +726,99 @@ class _Session:
         todo = [item for item in items if item.index not in done]
         self.tracker.start("judge calibration", len(items), len(items) - len(todo))
 
-        def job(item: Any) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                try:
-                    record = await calibrate_item(item, self.teacher, self.judge)
-                except (StageFailure, LLMError) as error:
-                    self.calibration_failed += 1
-                    self.transcripts.take(f"calibration-{item.index}")  # redone by the next run
-                    log.debug("calibration item %d failed: %s", item.index, error)
-                    self.tracker.advance("failed")
-                    return
-                self.store.put_calibration(item.index, record, self.transcripts.take(f"calibration-{item.index}"))
-                self.committed()
-                self.tracker.advance("kept" if record["reply"] is not None else "rejected")
-            return run
+        async def run(item: Any) -> None:
+            try:
+                record = await calibrate_item(item, self.teacher, self.judge)
+            except (StageFailure, LLMError) as error:
+                self.calibration_failed += 1
+                self.transcripts.take(f"calibration-{item.index}")  # redone by the next run
+                log.debug("calibration item %d failed: %s", item.index, error)
+                self.tracker.advance("failed")
+                return
+            self.store.put_calibration(item.index, record, self.transcripts.take(f"calibration-{item.index}"))
+            self.batches.done(lambda: self.tracker.advance("kept" if record["reply"] is not None else "rejected"))
 
-        await _bounded(self.limit, [job(item) for item in todo])
+        await self._drain(iter(todo), run)
         self.tracker.end()
         self.calibration = summarise_calibration(self.store.calibration(), len(items))
 
     async def _prompts(self, decision: JudgedRules) -> None:
         config, store = self.config, self.store
-        stored = store.prompts()
-        todo = [p for p in self.plans if p.idx not in stored or (
-            isinstance(stored[p.idx], PromptDropped) and stored[p.idx].status == Status.FAILED)]
-        self.tracker.start("system prompts", len(self.plans), len(self.plans) - len(todo))
+        start, stop = self.span
+        stored = store.prompt_statuses()
+        # A prompt is (re)done when it is missing or failed on a server error.
+        todo = [idx for idx in range(start, stop) if stored.get(idx) in (None, Status.FAILED.value)]
+        self.tracker.start("system prompts", stop - start, stop - start - len(todo))
         mix = RuleMix(config.rules_range, config.verifiable_range, config.rule_types, judged=decision.on,
                       library_max=self.library_max)
 
-        def job(plan: Plan) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                rng = random.Random(f"prompt-{config.seed}-{plan.idx}")
-                outcome: PromptOutcome
-                try:
-                    outcome, _ = await self.teacher.system_prompt([s.user_turns[0] for s in plan.seeds], rng, mix,
-                                                                  tries=config.max_attempts)
-                except StageFailure as failure:
-                    outcome = prompt_dropped(failure)
-                store.put_prompt(plan.idx, outcome)
-                self.committed()
-                self.tracker.advance("kept" if isinstance(outcome, SystemPrompt) else outcome.status)
-            return run
+        async def run(idx: int) -> None:
+            plan = self.plans.plan(idx, self.seeds)
+            rng = random.Random(f"prompt-{config.seed}-{plan.idx}")
+            outcome: PromptOutcome
+            try:
+                outcome, _ = await self.teacher.system_prompt([s.user_turns[0] for s in plan.seeds], rng, mix,
+                                                              tries=config.max_attempts)
+            except StageFailure as failure:
+                outcome = prompt_dropped(failure)
+            store.put_prompt(plan.idx, outcome)
+            status = "kept" if isinstance(outcome, SystemPrompt) else outcome.status
+            self.batches.done(lambda: self.tracker.advance(status))
 
-        await _bounded(self.limit, [job(p) for p in todo])
+        await self._drain(iter(todo), run)
         self.tracker.end()
+
+    def _pending(self) -> Iterator[tuple[Plan, int]]:
+        """The conversations still to do, plan by plan (seeds read as they are reached), walked beside
+        the store's finished ones in the same order, so no set of finished ids is held."""
+        finished = self.store.iter_finished(*self.span)
+        done = next(finished, None)
+        for idx in range(*self.span):
+            plan = None
+            for position in range(len(self.plans.group(idx))):
+                while done is not None and done < (idx, position):
+                    done = next(finished, None)
+                if done == (idx, position):
+                    continue
+                plan = plan or self.plans.plan(idx, self.seeds)
+                yield plan, position
 
     async def _conversations(self) -> None:
         config, store, teacher, judge = self.config, self.store, self.teacher, self.judge
+        start, stop = self.span
         # Dedup in index order, so the same prompts survive on every run.
-        prompts = store.prompts()
-        written = {idx: sp for idx, sp in prompts.items() if isinstance(sp, SystemPrompt)}
-        duplicate_of = near_duplicates(((idx, written[idx].render()) for idx in sorted(written)),
-                                       config.dedup_threshold)
-        finished = store.finished_ids()
-        units = [(plan, pos) for plan in self.plans for pos in range(len(plan.seeds))]
-        pending = [(p, pos) for p, pos in units if conversation_id(config, p, pos) not in finished]
-        self.tracker.start("conversations", len(units), len(units) - len(pending))
-        partial = config.run_path / "partial.jsonl"
+        duplicate_of: dict[int, int] = {}
+        if self.dedup:
+            written = ((idx, sp.render()) for idx, sp in store.iter_prompts(start, stop) if isinstance(sp, SystemPrompt))
+            duplicate_of = near_duplicates(written, config.dedup_threshold)
+        total = min(stop * config.k, self.plans.conversations) - start * config.k
+        self.tracker.start("conversations", total, store.finished_count())
+        prompts = _PromptLookup(store, 2 * self.window // max(1, config.k) + 8)
         steps = conversation_steps(config, prompts, duplicate_of, teacher, judge)
         provenance = {"teacher": teacher.identity, "judge": judge.identity,
                       "templates": _template_versions(teacher, judge)}
 
-        def job(plan: Plan, position: int) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                seed = plan.seeds[position]
-                draft = Draft(id=conversation_id(config, plan, position), plan=plan, position=position, seed=seed,
-                              user_turns=seed.user_turns[: config.max_turns])
-                outcome = await run_steps(steps, draft, provenance)
-                # A failed (retryable) conversation is redone by the next run: its judge calls with it.
-                calls = self.transcripts.take(draft.id)
-                store.put_conversation(plan.idx, position, outcome, draft.trials,
-                                       calls if not isinstance(outcome, Failure) else ())
-                self.committed()
-                if isinstance(outcome, Example):
-                    with open(partial, "a", encoding="utf-8") as handle:
-                        handle.write(outcome.model_dump_json() + "\n")
-                status = "kept" if isinstance(outcome, Example) else outcome.status
-                self.tracker.advance(status, unscored=has_unscored(outcome))
-            return run
+        async def run(unit: tuple[Plan, int]) -> None:
+            plan, position = unit
+            seed = plan.seeds[position]
+            draft = Draft(id=conversation_id(config, plan, position), plan=plan, position=position, seed=seed,
+                          user_turns=seed.user_turns[: config.max_turns])
+            outcome = await run_steps(steps, draft, provenance)
+            # A failed (retryable) conversation is redone by the next run: its judge calls with it.
+            calls = self.transcripts.take(draft.id)
+            store.put_conversation(plan.idx, position, outcome, draft.trials,
+                                   calls if not isinstance(outcome, Failure) else ())
+            kept = isinstance(outcome, Example)
+            status = "kept" if kept else outcome.status
+            unscored = has_unscored(outcome)
+            self.batches.done(lambda: self.tracker.advance(status, unscored=unscored),
+                              outcome if kept else None)  # type: ignore[arg-type]
 
-        await _bounded(self.limit, [job(p, pos) for p, pos in pending])
+        await self._drain(self._pending(), run)
         self.tracker.end()
+
+    def timing(self) -> str | None:
+        return _timing(self.teacher.llm, self.judge.llm)
 
 
 def _timing(teacher: LLM, judge: LLM) -> str | None:
@@ -649,43 +835,33 @@ def _kappa_text(summary: CalibrationSummary) -> str:
     return "undefined" if summary.agreement.kappa is None else f"{summary.agreement.kappa:.2f}"
 
 
-def _write_outputs(config: GenerateConfig, store: RunStore, session: _Session, command: str | None) -> RunResult:
-    teacher, judge = session.teacher, session.judge
-    kept = store.kept()
-    rejects = store.dropped()
-    failed = sum(1 for r in rejects if isinstance(r, Failure))
-    trials = store.trials()
-    teacher_total, judge_total = store.usage()
-    write_examples(kept, config.out)
-    write_jsonl((r.model_dump(mode="json") for r in rejects), config.rejects_path)
-    finished = set(trials) | {e.id for e in kept} | {r.id for r in rejects if not isinstance(r, Failure)}
-    units = finished | {f"calibration-{i}" for i in store.calibration()}
-    write_jsonl(store.transcripts(units), config.transcripts_path)
-    pairs = [pair for t in trials.values() for pair in t.pairs]
-    if config.pairs_path is not None:
-        write_jsonl(pairs, config.pairs_path)
+def provenance_of(teacher: Teacher, judge: Judge) -> Provenance:
+    return Provenance(teacher=teacher.identity, judge=judge.identity, templates=_template_versions(teacher, judge))
+
+
+def _finish(config: GenerateConfig, store: RunStore, session: Session, command: str | None) -> RunResult:
+    """Write the outputs from the run store; the run is complete when nothing failed on a server error."""
     calibration = session.calibration
     if calibration is None and store.calibration():
         calibration = summarise_calibration(store.calibration(), config.judge_calibration)
-    card = render_card(CardInputs(
-        config=config, kept=kept, rejects=rejects, prompts=store.prompts(), trials=trials,
-        calibration=calibration, calibration_failed=session.calibration_failed, judged_rules=session.decision,
-        teacher=teacher.identity, judge=judge.identity, teacher_usage=teacher_total, judge_usage=judge_total,
-        templates=_template_versions(teacher, judge), command=command,
-        pairs_written=config.pairs_path is not None, timing=_timing(teacher.llm, judge.llm)))
-    with atomic_path(config.card_path) as tmp:
-        tmp.write_text(card, encoding="utf-8")
-    complete = failed == 0 and session.calibration_failed == 0 and session.decision is not None
+    timing = session.timing()
+    written = write_outputs(config, [OutputPart(store)], top=store, calibration=calibration,
+                            calibration_failed=session.calibration_failed, judged_rules=session.decision,
+                            provenance=provenance_of(session.teacher, session.judge), usage=store.usage(),
+                            command=command, timing=timing)
+    complete = written.failed == 0 and session.calibration_failed == 0 and session.decision is not None
+    store.set_meta("result", {"kept": written.kept, "rejected": written.rejected})
     store.set_complete(complete)
-    if failed:
+    if written.failed:
         log.warning("%d conversation(s) failed on server errors and were left out; run the same command again "
-                    "to retry them", failed)
-    return RunResult(len(kept), len(rejects) - failed, failed, config.out_path, config.rejects_path, config.card_path,
-                     False, teacher.llm.usage, judge.usage, teacher_total.add(judge_total),
-                     calibration_failed=session.calibration_failed, judged_rules=session.decision,
-                     pairs=len(pairs) if config.pairs_path is not None else 0, pairs_path=config.pairs_path,
-                     transcripts=config.transcripts_path)
+                    "to retry them", written.failed)
+    teacher_total, judge_total = store.usage()
+    return RunResult(written.kept, written.rejected, written.failed, config.out_path, config.rejects_path,
+                     config.card_path, False, session.teacher.llm.usage, session.judge.usage,
+                     teacher_total.add(judge_total), calibration_failed=session.calibration_failed,
+                     judged_rules=session.decision, pairs=written.pairs if config.pairs_path is not None else 0,
+                     pairs_path=config.pairs_path, transcripts=config.transcripts_path, timing=timing)
 
 
-__all__ = ["Plan", "RunResult", "check_outputs", "conversation_id", "default_clients", "generate", "library_capacity",
-           "load_seeds", "make_plans", "run_identity", "validate"]
+__all__ = ["Plan", "RunResult", "Session", "check_outputs", "conversation_id", "default_clients", "generate",
+           "library_capacity", "load_seeds", "make_plans", "run_identity", "validate"]

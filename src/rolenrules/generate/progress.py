@@ -38,6 +38,9 @@ class StageCounts:
     rejected: int = 0
     failed: int = 0
     unscored: int = 0
+    #: Units being worked on now, and the most at once during the stage (the run's window bounds both).
+    in_flight: int = 0
+    peak_in_flight: int = 0
     elapsed: float = 0.0
     usage: Usage = field(default_factory=Usage)
 
@@ -102,6 +105,14 @@ class StageTracker:
         c = self.counts
         self.reporter("advance", self._snapshot(done=c.done + 1, **{outcome: getattr(c, outcome) + 1},
                                                 unscored=c.unscored + int(unscored)))
+
+    def enter(self) -> None:
+        """A unit was taken up (counted in `in_flight` until `leave`)."""
+        c = self.counts
+        self.counts = replace(c, in_flight=c.in_flight + 1, peak_in_flight=max(c.peak_in_flight, c.in_flight + 1))
+
+    def leave(self) -> None:
+        self.counts = replace(self.counts, in_flight=self.counts.in_flight - 1)
 
     def tick(self) -> None:
         if self.running:

@@ -81,6 +81,7 @@ class Teacher:
         self.llm = llm
         self.templates = {name: load_template(name, templates_dir) for name in self.TEMPLATES}
         self.temperature, self.prompt_temperature, self.max_tokens = temperature, prompt_temperature, max_tokens
+        self._feedback: dict[tuple[tuple[str, str], ...], list[Message]] = {}
         #: The example replies the system-prompt template shows (a copy of one is rejected).
         self.examples = template_examples(self.templates["system_prompt"].render(
             instructions=["an example request"], min_rules=1, max_rules=1, hint="an example"))
@@ -153,7 +154,15 @@ class Teacher:
             raise failure("response", f"turn {turn}: teacher failed", error, turn=turn) from None
 
     def feedback(self, failed: list[tuple[Rule, Verdict]]) -> list[Message]:
-        return self.templates["feedback"].render(failed=[{"text": r.text, "reason": v.reason or ""} for r, v in failed])
+        # The same rules break for the same reasons over and over in a run: render each note once.
+        key = tuple((r.text, v.reason or "") for r, v in failed)
+        note = self._feedback.get(key)
+        if note is None:
+            if len(self._feedback) >= 4096:
+                self._feedback.clear()
+            note = self._feedback[key] = self.templates["feedback"].render(
+                failed=[{"text": text, "reason": reason} for text, reason in key])
+        return list(note)
 
 
 @dataclass
@@ -240,7 +249,10 @@ async def answer_conversation(teacher: Teacher, judge: Judge, system_prompt: Sys
         tried: list[_Reply] = []
         for attempt in range(1, max_attempts + 1):
             samples = best_of if attempt == 1 else 1
-            replies = list(await asyncio.gather(*(verified(messages, turn, attempt, i) for i in range(samples))))
+            if samples == 1:  # no task per reply when there is nothing to run beside it
+                replies = [await verified(messages, turn, attempt, 0)]
+            else:
+                replies = list(await asyncio.gather(*(verified(messages, turn, attempt, i) for i in range(samples))))
             tried += replies
             kept = next((r for r in replies if not r.failed), None)
             if kept is not None:

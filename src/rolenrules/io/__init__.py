@@ -15,11 +15,12 @@ from rolenrules.errors import DataError
 from rolenrules.io.formats import FORMATS, detect_format, normalise
 from rolenrules.io.sources import TOO_DEEP, Location, iter_rows
 from rolenrules.io.writers import (OUTPUT_MARKER, atomic_path, check_writable, ensure_writable_output, output_kind,
-                                   write_examples, write_jsonl)
+                                   write_examples, write_jsonl, write_records)
 from rolenrules.records import Example
 
 __all__ = ["FORMATS", "OUTPUT_MARKER", "ReadStats", "atomic_path", "check_writable", "detect_format",
-           "ensure_writable_output", "output_kind", "read_examples", "write_examples", "write_jsonl", "Location"]
+           "ensure_writable_output", "output_kind", "read_examples", "write_examples", "write_jsonl", "write_records",
+           "Location"]
 
 
 @dataclass

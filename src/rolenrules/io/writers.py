@@ -247,6 +247,26 @@ def write_hf_folder(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     return count
 
 
+def write_records(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
+    """`write_examples` for records already in their JSON form (`Example.model_dump(mode="json")`, as a
+    run store holds them): no model is built per record."""
+    kind = output_kind(path)
+    if kind == "jsonl":
+        return write_jsonl(rows, path)
+    columnar = (_columnar(row) for row in rows)
+    if kind == "parquet":
+        return write_parquet(columnar, path)
+    return write_hf_folder(columnar, path)
+
+
+def _columnar(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    for key in JSON_COLUMNS:
+        value = row.get(key)
+        row[key] = json.dumps(value, ensure_ascii=False) if value not in (None, [], {}) else None
+    return row
+
+
 def write_examples(examples: Iterable[Example], path: str | Path) -> int:
     """Write records to `path` (.jsonl, .parquet, or a name without a suffix or ending in "/": a datasets
     folder). Returns the count."""
