@@ -41,6 +41,7 @@ from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.dedup import near_duplicates
 from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, StageFailure, Status,
                                           Trials, dropped, prompt_dropped)
+from rolenrules.generate.roles import is_file as is_role_file, read_roles
 from rolenrules.generate.progress import LogProgress, ProgressReporter, StageTracker
 from rolenrules.generate.stages import Answered, RuleMix, Teacher, answer_conversation
 from rolenrules.generate.store import RunStore
@@ -138,16 +139,19 @@ def validate(config: GenerateConfig) -> int:
     load_rule_plugins(config.rules_plugin)
     for type_id in config.rule_types or []:
         get_rule_type(type_id)
+    types = config.sampled_rule_types  # checks --exclude-rule-types
+    if is_role_file(config.roles):
+        read_roles(config.roles)  # a bad line stops here, before any model call
     for spec in (config.teacher, config.judge):
         if spec:
             parse_spec(spec)
-    library_max = library_capacity(config.rule_types, config.rules_range[1])
+    library_max = library_capacity(types, config.rules_range[1])
     if library_max == 0:
         raise ConfigError("--rule-types: none of these types can go into a system prompt")
     low = config.verifiable_range[0]
     if low > library_max:
         raise ConfigError(f"--verifiable-rules {config.verifiable_rules}: the rule types allowed "
-                          f"({', '.join(config.rule_types or ['the defaults'])}) give at most {library_max} "
+                          f"({', '.join(types or ['the defaults'])}) give at most {library_max} "
                           "compatible rules per system prompt")
     return library_max
 
@@ -228,7 +232,8 @@ def input_digest(path: str) -> str:
 
 def run_identity(config: GenerateConfig) -> dict[str, Any]:
     """What decides the run's content: the options (operational knobs excluded) and the input's content."""
-    return {**config.identity(), "input_content": input_digest(config.input)}
+    roles = {"roles_content": input_digest(config.roles)} if is_role_file(config.roles) else {}
+    return {**config.identity(), "input_content": input_digest(config.input), **roles}
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -294,7 +299,8 @@ def generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tu
                 log.info("resuming run in %s", config.run_path)
             teacher_llm, judge_llm = make_clients(config)
             teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
-                              prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
+                              prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens,
+                              roles=config.roles)
             transcripts = _Transcripts()
             judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
             tracker = StageTracker(progress or LogProgress(), lambda: teacher.llm.usage.add(judge.usage))
@@ -537,6 +543,7 @@ class _Session:
             self.store.set_meta("judged_rules", asdict(decision))
         self.decision = decision
         log.info("%s", decision.line())
+        log.info("%s", self.teacher.role_source.line())
         if decision.on and low_kappa(self.calibration, config.min_judge_kappa):
             assert self.calibration is not None
             log.warning("the judge agrees little with exact checks (kappa %s, n=%d): its verdicts on teacher-written "
@@ -546,7 +553,7 @@ class _Session:
 
     async def _calibrate(self) -> None:
         config = self.config
-        items = plan_calibration(config.judge_calibration, self.seeds, seed=config.seed, types=config.rule_types,
+        items = plan_calibration(config.judge_calibration, self.seeds, seed=config.seed, types=config.sampled_rule_types,
                                  library_max=self.library_max)
         done = self.store.calibration()
         todo = [item for item in items if item.index not in done]
@@ -577,7 +584,7 @@ class _Session:
         todo = [p for p in self.plans if p.idx not in stored or (
             isinstance(stored[p.idx], PromptDropped) and stored[p.idx].status == Status.FAILED)]
         self.tracker.start("system prompts", len(self.plans), len(self.plans) - len(todo))
-        mix = RuleMix(config.rules_range, config.verifiable_range, config.rule_types, judged=decision.on,
+        mix = RuleMix(config.rules_range, config.verifiable_range, config.sampled_rule_types, judged=decision.on,
                       library_max=self.library_max)
 
         def job(plan: Plan) -> Callable[[], Awaitable[None]]:
@@ -671,7 +678,7 @@ def _write_outputs(config: GenerateConfig, store: RunStore, session: _Session, c
         config=config, kept=kept, rejects=rejects, prompts=store.prompts(), trials=trials,
         calibration=calibration, calibration_failed=session.calibration_failed, judged_rules=session.decision,
         teacher=teacher.identity, judge=judge.identity, teacher_usage=teacher_total, judge_usage=judge_total,
-        templates=_template_versions(teacher, judge), command=command,
+        templates=_template_versions(teacher, judge), command=command, roles=teacher.role_source,
         pairs_written=config.pairs_path is not None, timing=_timing(teacher.llm, judge.llm)))
     with atomic_path(config.card_path) as tmp:
         tmp.write_text(card, encoding="utf-8")
