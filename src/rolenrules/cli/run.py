@@ -1,4 +1,4 @@
-"""`rnr run EXPERIMENT.yaml`: generate → bench → train → eval (base and tuned) → report."""
+"""`rnr run EXPERIMENT.yaml`: generate → bench → eval of the base → train and eval each arm → report."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import typer
 from rolenrules.cli._console import err_console
 from rolenrules.console import setup_logging
 
-_STAGES = "generate, bench, train, eval-base, eval-tuned, report"
+_STAGES = ("generate, bench, eval-base, then per arm train-ARM and eval-ARM (train and eval-tuned without `arms:`), "
+           "report")
 
 
 def run(
@@ -20,8 +21,10 @@ def run(
     start: Annotated[Optional[str], typer.Option(
         "--from", metavar="STAGE", help="Redo this stage and every stage after it.")] = None,
 ) -> None:
-    """Run the whole RNR method. A stage is skipped when it is complete and made from the same
-    options and inputs; a stage whose options changed is refused until you ask for it again."""
+    """Run the whole RNR method: data, a held-out benchmark, the base model and each trained arm
+    evaluated on it (and on built-in tasks), one report. A stage is skipped when it is complete and
+    made from the same options and inputs; a stage whose options changed is refused until you ask
+    for it again."""
     from rolenrules.experiment import Experiment, load_experiment
 
     config = load_experiment(experiment)
