@@ -131,11 +131,16 @@ class ExperimentConfig(BaseModel):
         return dict(self.arms) if self.arms else {SINGLE_ARM: self.train}
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment file whole; every error names the file and the field."""
+def load_experiment(path: str | Path, params: dict[str, str] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment file whole; every error names the file and the field.
+
+    `params` override the file's `params:` (NAME: default), which the file uses as `{NAME}` inside
+    its values — e.g. the seed file, named once for generation and for the mix. A default in the
+    file is relative to the file like any path there; a value given here that is an existing path
+    relative to the current folder is made absolute (as a flag would be)."""
     from rolenrules.config_file import load_yaml_mapping, resolve_paths, split_weight
 
-    values = load_yaml_mapping(path)
+    values = substitute_params(load_yaml_mapping(path), params or {}, str(path))
     base = Path(path).resolve().parent
     for section in ("generate", "train"):
         if not isinstance(values.get(section), dict):
@@ -208,6 +213,36 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         if str(error).startswith(f"{path}: "):
             raise  # a cross-field check of `rnr generate`'s options
         raise ConfigError(f"{path}: generate: {error}") from None
+
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute_params(values: dict[str, Any], given: dict[str, str], source: str) -> dict[str, Any]:
+    """`values` less `params:`, with each `{NAME}` of a declared param replaced by its value."""
+    import os
+
+    declared = values.pop("params", None) or {}
+    if not isinstance(declared, dict):
+        raise ConfigError(f"{source}: params: a mapping of NAME: default value")
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ConfigError(f"--param {unknown[0]}: {source} declares no such param (it has: "
+                          f"{', '.join(map(str, declared)) or 'none'})")
+    table = {str(k): str(v) for k, v in declared.items()}
+    for name, value in given.items():
+        table[name] = os.path.abspath(value) if os.path.exists(value) else value
+
+    def sub(value: Any) -> Any:
+        if isinstance(value, str):
+            return _PARAM.sub(lambda m: table.get(m.group(1), m.group(0)), value)
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: sub(v) for k, v in value.items()}
+        return value
+
+    return {k: sub(v) for k, v in values.items()}
 
 
 def _fill(options: dict[str, Any], generated: str, mix: list[str], pairs: str | None, exclude: str, *,
@@ -438,10 +473,11 @@ class Experiment:
                 actions[stage] = "run"
         return actions
 
-    def run(self, *, force: Iterable[str] = (), start: str | None = None) -> Path:
-        """Run the stages that need it. `force`: stages to redo; `start`: redo this stage and every later one."""
+    def run(self, *, force: Iterable[str] = (), start: str | None = None, until: str | None = None) -> Path:
+        """Run the stages that need it. `force`: stages to redo; `start`: redo this stage and every later
+        one; `until`: stop after this stage (e.g. look at the data before training on it)."""
         stages = self.stages
-        unknown = [s for s in [*force, *([start] if start else [])] if s not in stages]
+        unknown = [s for s in [*force, *([start] if start else []), *([until] if until else [])] if s not in stages]
         if unknown:
             raise ConfigError(f"unknown stage {unknown[0]!r}: choose from {', '.join(stages)}")
         redo = set(force) | (set(stages[stages.index(start):]) if start else set())
@@ -456,6 +492,9 @@ class Experiment:
             self._save(stage, records[stage], "started")
             self._step(stage, actions[stage] == "redo")
             self._save(stage, records[stage], "complete")
+            if stage == until:
+                self.echo(f"stopped after [{stage}] (--until); run without it to go on")
+                return self.report_path
         self.echo(f"report: {self.report_path}; all results: {self.results_path}")
         return self.report_path
 
