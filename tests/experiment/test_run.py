@@ -69,7 +69,7 @@ def test_rnr_run_end_to_end_then_skips_everything(fake_server, tiny_model_dir: P
     assert "<html" in html.lower() and "eval-base" in html and "eval-tuned" in html
     # Results are readable lines, runs labelled by model; no Python reprs.
     assert "BenchStats(" not in err and "[bench] 2 examples under 2 held-out system prompts" in err
-    assert f"[eval-base] hf:{tiny_model_dir}: pass-rate" in err and f"eval-tuned = hf:{work / 'model'}" in err
+    assert f"[eval-base] hf:{tiny_model_dir} on bench.jsonl (base): pass-rate" in err and f"eval-tuned = hf:{work / 'model'}" in err
 
     requests = server.requests
     with pytest.raises(SystemExit):

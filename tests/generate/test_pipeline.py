@@ -300,7 +300,7 @@ def test_readme_quickstart_config_runs_from_any_folder(fake_server, tmp_path: Pa
     kept = list(read_examples(out)) if out.read_text() else []
     rejects = _rows(tmp_path / "quick.jsonl.rejects.jsonl")
     assert len(kept) + len(rejects) == 4  # 2 prompts x K=2
-    assert all(len(e.system_prompt.rules) == 2 for e in kept)
+    assert all(len(e.system_prompt.rules) == 1 for e in kept)
     assert list(elsewhere.iterdir()) == []  # nothing written where it ran
 
 

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "Fine-tune a model on RNR data: SFT (loss on assistant replies), DPO on preference pairs, GRPO "
                        "with rule rewards, or SFT then DPO."),
     "generate": ("generate", "Generate role-and-rule training data from an instruction dataset (RoleNRules)."),
-    "run": ("run", "Run the whole RNR method."),
+    "run": ("run", "Run the whole RNR method: data, a held-out benchmark, the base model and each trained arm evaluated on it (and on built-in tasks), one report."),
     "init": ("init", "Write a ready local project: a quickstart config, an experiment for `rnr run` and a seed "
                      "sample."),
     "data": ("data", "Dataset conversion and inspection."),

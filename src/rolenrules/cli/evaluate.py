@@ -72,6 +72,7 @@ def _eval(values: dict[str, Any]) -> None:
     from rolenrules.evaluate.report import load_runs, render_markdown
     from rolenrules.evaluate.results import read_results
     from rolenrules.evaluate.runner import CACHE, RESULTS, run_eval
+    from rolenrules.evaluate.subset import seeded_subset
     from rolenrules.evaluate.tasks import load_task, parse_task_arg
     from rolenrules.judge import Judge
     from rolenrules.llm import resolve_default_spec
@@ -84,12 +85,16 @@ def _eval(values: dict[str, Any]) -> None:
     if config.bench is not None:
         from rolenrules.evaluate.bench import load_bench
 
-        examples, name = load_bench(config.bench, limit=config.limit), str(config.bench)
+        examples = seeded_subset(load_bench(config.bench, limit=config.limit), config.sample, config.sample_seed)
+        name = str(config.bench)
     else:
         tasks = dict(parse_task_arg(t) for t in dict.fromkeys(config.task or []))
         examples = [e for t, source in tasks.items()
-                    for e in load_task(t, config.data_dir, source=source, limit=config.limit)]
+                    for e in seeded_subset(load_task(t, config.data_dir, source=source, limit=config.limit),
+                                           config.sample, config.sample_seed)]
         name = "+".join(tasks)
+    if config.sample is not None:
+        name += f" (seeded subset: --sample {config.sample} --sample-seed {config.sample_seed})"
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     spec = config.model or resolve_default_spec("RNR_MODEL")[0]
@@ -98,7 +103,8 @@ def _eval(values: dict[str, Any]) -> None:
             "max_tokens": LOCAL_MAX_TOKENS if spec.startswith("local:") else DEFAULT_MAX_TOKENS})
     llm = build_llm(config.model, base_url=config.base_url, timeout=config.timeout, max_retries=config.max_retries,
                     concurrency=config.concurrency, cache=out / CACHE, sampling=config.sampling, env_var="RNR_MODEL",
-                    flag="--model", parallel=config.parallel if spec.startswith("local:") else None)
+                    flag="--model", parallel=config.parallel if spec.startswith("local:") else None,
+                    batch_size=config.batch_size)
     judge_spec = config.judge or os.environ.get("RNR_JUDGE")
     judge_obj = None
     if judge_spec:

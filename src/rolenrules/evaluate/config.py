@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rolenrules.evaluate.metrics import DEFAULT_RESAMPLES
 from rolenrules.evaluate.runner import EvalConfig
@@ -51,11 +51,20 @@ class EvalCommandConfig(ModelOptions):
                                                      "exact checks.")
     role_adherence: bool = Field(True, description="Judge whether replies stay in role (where there is a role).")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N examples of each task (default: all).")
+    sample: int | None = Field(None, ge=1, description=(
+        "Evaluate a fixed seeded subset of N examples of each task or benchmark, the same for every model run with "
+        "the same N and --sample-seed (ifeval and sys-ifeval get the same IFEval prompts) (default: all)."))
+    sample_seed: int = Field(0, description="Seed of the --sample subset.")
     temperature: float = Field(0.0, ge=0.0, description="Sampling temperature of the model under test.")
     max_tokens: int | None = Field(None, ge=1, description="Longest response of the model under test (default: 1024; "
                                                        "512 for local: models, which decode a few dozen tokens/s).")
     seed: int = Field(0, description="Sampling seed, and the bootstrap seed.")
-    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (raised to --batch-size when that is "
+                                                  "larger and this is not given).")
+    batch_size: int | None = Field(None, ge=1, description=(
+        "hf: models only: requests generated together in one batch (default: 8). On CPU a larger batch pays "
+        "(hf:smollm2: ~40 tok/s at 8, ~100 at 32, benchmarks/local_engine.md); --concurrency must be at least this "
+        "for batches to fill."))
     parallel: int | None = Field(None, ge=1, description="local: models only: requests decoded at once, one llama.cpp "
                                                          "context each (default: one per core, at most 8).")
     timeout: float = Field(120.0, ge=1.0, description="Per-request timeout in seconds.")
@@ -69,6 +78,15 @@ class EvalCommandConfig(ModelOptions):
                                                               "see docs/extending.md). Installed packages' "
                                                               "`rolenrules.rules` entry points are loaded too "
                                                               "(default: none).")
+
+    @model_validator(mode="after")
+    def _batches_fill(self) -> EvalCommandConfig:
+        if self.batch_size is not None and self.concurrency < self.batch_size:
+            if "concurrency" in self.model_fields_set:
+                raise ValueError(f"--concurrency {self.concurrency} is below --batch-size {self.batch_size}: batches "
+                                 "would never fill; raise --concurrency")
+            object.__setattr__(self, "concurrency", self.batch_size)
+        return self
 
     @property
     def sampling(self) -> Sampling:
@@ -113,5 +131,10 @@ class AlpacaEvalCommandConfig(ModelOptions):
     annotators_config: str | None = Field(None, description="AlpacaEval annotator (default: the tool's).")
     limit: int | None = Field(None, ge=1, description="Answer only the first N instructions (default: all).")
     max_tokens: int = Field(2048, ge=1, description="Longest answer.")
-    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (raised to --batch-size when that is "
+                                                  "larger and this is not given).")
+    batch_size: int | None = Field(None, ge=1, description=(
+        "hf: models only: requests generated together in one batch (default: 8). On CPU a larger batch pays "
+        "(hf:smollm2: ~40 tok/s at 8, ~100 at 32, benchmarks/local_engine.md); --concurrency must be at least this "
+        "for batches to fill."))
     generate_only: bool = Field(False, description="Write model_outputs.json and stop (run alpaca_eval yourself).")

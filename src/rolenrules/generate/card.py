@@ -20,6 +20,7 @@ from rolenrules import __version__
 from rolenrules.generate.calibrate import CalibrationSummary, JudgedRules, low_kappa
 from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.outcomes import PromptDropped, PromptOutcome
+from rolenrules.generate.roles import RoleSource
 from rolenrules.records import SystemPrompt, Usage
 
 _JUDGED = "judged (teacher-written)"
@@ -148,6 +149,8 @@ class CardInputs:
     #: The clients' throughput and time at the servers vs in this process, this invocation (when the
     #: client layer measures it: `LLM.stats()`).
     timing: str | None = None
+    #: Where the roles came from (`--roles`), as the card's line (`roles_line`).
+    roles: str | None = None
 
 
 def size_category(n: int) -> str:
@@ -244,6 +247,8 @@ def render_card(inputs: CardInputs) -> str:
                   + ("" if decision.on else " Every rule comes from the rule library and is checked exactly."), ""]
     else:
         lines += ["**Teacher-written (judged) rules: not decided yet** — judge calibration did not finish.", ""]
+    if inputs.roles:
+        lines += [inputs.roles, ""]
 
     lines += _summary(inputs)
     lines += _reproduce(inputs)
@@ -254,6 +259,15 @@ def render_card(inputs: CardInputs) -> str:
     lines += _pairs(inputs)
     lines += _cost(inputs)
     return "\n".join(lines)
+
+
+def roles_line(roles: RoleSource) -> str:
+    """The card's line on where the roles came from."""
+    if roles.kind == "teacher":
+        return f"**Roles: written by the teacher** ({roles.reason})."
+    where = "rnr's built-in role library" if roles.kind == "library" else f"`{roles.path}`"
+    return (f"**Roles: drawn from {where}** ({len(roles.roles)} roles) — {roles.reason}. The teacher wrote no role; "
+            "each is one short deployment role, not fitted to the requests.")
 
 
 def _summary(inputs: CardInputs) -> list[str]:

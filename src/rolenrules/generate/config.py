@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from rolenrules.config_file import PathKinds
 from rolenrules.errors import ConfigError, validate_config
+from rolenrules.generate.roles import KEYWORDS as ROLE_KEYWORDS
 from rolenrules.llm.preflight import check_url
 from rolenrules.llm.registry import BASE_URLS_HELP, BaseUrls, spec_forms
 
@@ -37,7 +38,9 @@ class GenerateConfig(BaseModel):
     #: The options that are paths (in a config file, relative ones are relative to the file).
     PATHS: ClassVar[PathKinds] = {
         "input": "input", "templates": "input", "rules_plugin": "input", "out": "output", "rejects": "output",
-        "card": "output", "run_dir": "output", "cache": "output", "transcripts": "output", "pairs": "flag"}
+        "card": "output", "run_dir": "output", "cache": "output", "transcripts": "output", "pairs": "flag",
+        # A keyword (auto, teacher, library) or a file: resolved only when the file is there.
+        "roles": "model"}
 
     input: str = Field(description="Seed instructions: any supported dataset file, folder or hf:// id.")
     out: str = Field(description="Output: .jsonl, .parquet or a folder (datasets.save_to_disk).")
@@ -54,6 +57,15 @@ class GenerateConfig(BaseModel):
     rules: str = Field("3-7", description="Rules per system prompt in total, a range a-b.")
     verifiable_rules: str = Field("1-3", description="How many of those come from the rule library (checked exactly).")
     rule_types: list[str] | None = Field(None, description="Only these rule-library types (ids, repeatable), e.g. length:max_words (default: every sampleable type; literal, regex and plugin types are drawn only when named here).")
+    exclude_rule_types: list[str] | None = Field(None, description=(
+        "Rule-library types never drawn (repeatable): ids, GROUP:* for an id group, or ifeval for IFEval's 25 "
+        "instruction types — e.g. to measure on sys-ifeval how rule following transfers to constraint types the "
+        "data never had (default: none)."))
+    roles: str = Field("auto", description=(
+        "Where each system prompt's role comes from: teacher (the teacher writes it), library (rnr's 36 built-in "
+        "deployment roles, one per deployment style), a FILE of your roles (one per line, or JSON Lines with "
+        "`role`), or auto: library when the teacher is the embedded local: model, which cannot write roles, else "
+        "teacher. Rules come from the rule library (and the teacher, with judged rules) either way."))
     rules_plugin: list[str] | None = Field(None, description="Python file(s) defining more rule types (repeatable; see docs/extending.md) (default: none).")
     conflict_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of conversations given a user turn that pushes against a rule.")
     max_attempts: int = Field(3, ge=1, description="Responses per turn before a conversation is rejected (1 = no regeneration).")
@@ -151,7 +163,20 @@ class GenerateConfig(BaseModel):
         if self.price_per_1m is not None:
             self.prices  # validates
         self.pairs_path  # validates
+        if self.roles not in ROLE_KEYWORDS and not Path(self.roles).is_file():
+            raise ConfigError(f"--roles {self.roles}: neither {', '.join(ROLE_KEYWORDS)} nor an existing file of roles")
         return self
+
+    @property
+    def sampled_rule_types(self) -> list[str] | None:
+        """The rule-library types drawn: --rule-types (None: the defaults) less --exclude-rule-types.
+        Reads the registry, so call it once plugins are loaded."""
+        if not self.exclude_rule_types:
+            return self.rule_types
+        from rolenrules.rules import candidate_types
+
+        excluded = expand_rule_types(self.exclude_rule_types)
+        return [t.id for t in candidate_types(self.rule_types, system_only=True) if t.id not in excluded]
 
     @property
     def rules_range(self) -> tuple[int, int]:
@@ -220,6 +245,32 @@ class GenerateConfig(BaseModel):
             "out", "rejects", "card", "run_dir", "concurrency", "parallel", "timeout", "max_retries", "cache", "quiet",
             "price_per_1k", "price_per_1m", "base_url", "judge_base_url", "pairs", "transcripts", "source_license",
             "dry_run", "executor", "shards", "ray_address", "shard_cpus", "shard_gpus"})
+
+
+#: `--exclude-rule-types` names for sets of rule types.
+TYPE_SETS = {"ifeval": "IFEval's 25 instruction types"}
+
+
+def expand_rule_types(names: list[str]) -> set[str]:
+    """Rule-type ids from ids, `GROUP:*` and set names (`TYPE_SETS`); an unknown one is a ConfigError
+    (an unknown id suggests the closest)."""
+    from rolenrules.rules import get_rule_type
+    from rolenrules.rules.registry import IFEVAL_IDS, REGISTRY
+
+    ids: set[str] = set()
+    for name in names:
+        if name == "ifeval":
+            ids |= set(IFEVAL_IDS)
+        elif name.endswith(":*"):
+            group = [t for t in REGISTRY if t.split(":", 1)[0] == name[:-2]]
+            if not group:
+                groups = sorted({t.split(":", 1)[0] for t in REGISTRY})
+                raise ConfigError(f"--exclude-rule-types {name}: no rule-type group {name[:-2]!r} (groups: "
+                                  f"{', '.join(groups)})")
+            ids |= set(group)
+        else:
+            ids.add(get_rule_type(name).id)
+    return ids
 
 
 def build_config(values: dict[str, Any], source: str = "options", *, flags: bool = False) -> GenerateConfig:

@@ -88,7 +88,7 @@ def estimate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], tu
 async def _estimate(config: GenerateConfig, plans: list[Plan], library_max: int, teacher_llm: LLM,
                     judge_llm: LLM) -> DryRunEstimate:
     teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
-                      prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
+                      prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens, roles=config.roles)
     judge = Judge(judge_llm, templates_dir=config.templates)
     notes: list[str] = []
     early = decide_before_calibration(config.judged_rules, judge.identity)
@@ -100,7 +100,7 @@ async def _estimate(config: GenerateConfig, plans: list[Plan], library_max: int,
         judged, judged_text = True, ("judged rules: decided by the judge's calibration at the start of the run; "
                                      "counted here as on (the high end)")
     calibrating = config.judge_calibration > 0 and (early is None or early.on)
-    mix = RuleMix(config.rules_range, config.verifiable_range, config.rule_types, judged=judged,
+    mix = RuleMix(config.rules_range, config.verifiable_range, config.sampled_rule_types, judged=judged,
                   library_max=library_max)
     try:
         sample = await _sample(config, plans[0], teacher, judge, mix)
@@ -133,11 +133,13 @@ async def _estimate(config: GenerateConfig, plans: list[Plan], library_max: int,
     high_replies = turns_total * (config.best_of + config.max_attempts - 1)
     prompt_render = [teacher.templates["system_prompt"].render(
         instructions=[s.user_turns[0] for s in p.seeds], min_rules=3, max_rules=3, hint="x") for p in plans]
+    # With drawn roles (--roles) and no judged rules the teacher writes no system prompt at all.
+    writes_prompts = teacher.role_source.kind == "teacher" or judged
     kinds = [
         CallKind("system prompts (teacher)", len(plans), len(plans) * config.max_attempts,
                  sum(_chars(m) for m in prompt_render) / len(plans) * per_char, sample["prompt_completion"]),
-        CallKind("replies (teacher)", low_replies, high_replies, per_reply_prompt, reply_tokens),
-    ]
+    ] if writes_prompts else []
+    kinds.append(CallKind("replies (teacher)", low_replies, high_replies, per_reply_prompt, reply_tokens))
     if conflicts:
         kinds.append(CallKind("conflict turns (teacher)", conflicts, conflicts, 200 * per_char * 4, 60))
     if judged:
@@ -174,7 +176,8 @@ async def _sample(config: GenerateConfig, plan: Plan, teacher: Teacher, judge: J
     used = teacher.llm.usage
     rendered = teacher.templates["system_prompt"].render(instructions=instructions, min_rules=3, max_rules=3, hint="x")
     out["prompt_tokens"] += used.prompt_tokens - before.prompt_tokens
-    out["prompt_chars"] += _chars(rendered)
+    if used.requests + used.cached_requests > before.requests + before.cached_requests:  # a drawn role asks nothing
+        out["prompt_chars"] += _chars(rendered)
     out["prompt_completion"] = float(used.completion_tokens - before.completion_tokens)
     system_text = system_prompt.render() if system_prompt else "You are an assistant.\n\nRules:\n1. Be brief."
     out["system_chars"] = len(system_text)

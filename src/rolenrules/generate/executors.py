@@ -95,7 +95,8 @@ def _session(config: GenerateConfig, store: RunStore, seeds_store: RunStore, mak
     plans = plan_groups(config, count)
     teacher_llm, judge_llm = make_clients(config)
     teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
-                      prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
+                      prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens,
+                      roles=config.roles)
     transcripts = _Transcripts()
     judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
     tracker = StageTracker(LogProgress(every=30.0), lambda: teacher.llm.usage.add(judge.usage))

@@ -40,6 +40,8 @@ class Provenance:
     teacher: str
     judge: str
     templates: dict[str, str]
+    #: The card's line on where the roles came from (`card.roles_line`).
+    roles: str | None = None
 
 
 @dataclass
@@ -88,7 +90,7 @@ def write_outputs(config: GenerateConfig, parts: Sequence[OutputPart], *, top: R
         config=config, tally=tally, calibration=calibration, calibration_failed=calibration_failed,
         judged_rules=judged_rules, teacher=provenance.teacher, judge=provenance.judge, teacher_usage=usage[0],
         judge_usage=usage[1], templates=provenance.templates, command=command,
-        pairs_written=config.pairs_path is not None, timing=timing))
+        pairs_written=config.pairs_path is not None, timing=timing, roles=provenance.roles))
     with atomic_path(config.card_path) as tmp:
         tmp.write_text(card, encoding="utf-8")
     return written

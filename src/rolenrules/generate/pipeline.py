@@ -48,11 +48,13 @@ from rolenrules.errors import ConfigError, DataError
 from rolenrules.generate.calibrate import (CalibrationSummary, JudgedRules, calibrate_item, decide,
                                            decide_before_calibration, low_kappa, plan_calibration,
                                            summarise_calibration)
+from rolenrules.generate.card import roles_line
 from rolenrules.generate.config import GenerateConfig
 from rolenrules.generate.dedup import near_duplicates
 from rolenrules.generate.outcomes import (Failure, Outcome, PromptDropped, PromptOutcome, Rejection, StageFailure,
                                           Status, Trials, dropped, prompt_dropped)
 from rolenrules.generate.output import OutputPart, Provenance, write_outputs
+from rolenrules.generate.roles import is_file as is_role_file, read_roles
 from rolenrules.generate.progress import LogProgress, ProgressReporter, StageTracker
 from rolenrules.generate.seeds import Plan, PlanTable, SeedTable, plan_groups
 from rolenrules.generate.stages import Answered, RuleMix, Teacher, answer_conversation
@@ -129,13 +131,16 @@ def validate(config: GenerateConfig) -> int:
     for spec in (config.teacher, config.judge):
         if spec:
             parse_spec(spec)
-    library_max = library_capacity(config.rule_types, config.rules_range[1])
+    types = config.sampled_rule_types  # checks --exclude-rule-types
+    if is_role_file(config.roles):
+        read_roles(config.roles)  # a bad line stops here, before any model call
+    library_max = library_capacity(types, config.rules_range[1])
     if library_max == 0:
         raise ConfigError("--rule-types: none of these types can go into a system prompt")
     low = config.verifiable_range[0]
     if low > library_max:
         raise ConfigError(f"--verifiable-rules {config.verifiable_rules}: the rule types allowed "
-                          f"({', '.join(config.rule_types or ['the defaults'])}) give at most {library_max} "
+                          f"({', '.join(types or ['the defaults'])}) give at most {library_max} "
                           "compatible rules per system prompt")
     return library_max
 
@@ -216,7 +221,8 @@ def input_digest(path: str) -> str:
 
 def run_identity(config: GenerateConfig) -> dict[str, Any]:
     """What decides the run's content: the options (operational knobs excluded) and the input's content."""
-    return {**config.identity(), "input_content": input_digest(config.input)}
+    roles = {"roles_content": input_digest(config.roles)} if is_role_file(config.roles) else {}
+    return {**config.identity(), "input_content": input_digest(config.input), **roles}
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -307,7 +313,8 @@ def _generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], t
                                    progress=progress, command=command)
             teacher_llm, judge_llm = make_clients(config)
             teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
-                              prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens)
+                              prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens,
+                              roles=config.roles)
             transcripts = _Transcripts()
             judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
             tracker = StageTracker(progress or LogProgress(), lambda: teacher.llm.usage.add(judge.usage))
@@ -710,6 +717,7 @@ class Session:
         self.decision = decision
         if self.calibrates:
             log.info("%s", decision.line())
+            log.info("%s", self.teacher.role_source.line())
         if decision.on and low_kappa(self.calibration, config.min_judge_kappa):
             assert self.calibration is not None
             log.warning("the judge agrees little with exact checks (kappa %s, n=%d): its verdicts on teacher-written "
@@ -720,7 +728,7 @@ class Session:
 
     async def _calibrate(self) -> None:
         config = self.config
-        items = plan_calibration(config.judge_calibration, self.seeds, seed=config.seed, types=config.rule_types,
+        items = plan_calibration(config.judge_calibration, self.seeds, seed=config.seed, types=config.sampled_rule_types,
                                  library_max=self.library_max)
         done = self.store.calibration()
         todo = [item for item in items if item.index not in done]
@@ -749,7 +757,7 @@ class Session:
         # A prompt is (re)done when it is missing or failed on a server error.
         todo = [idx for idx in range(start, stop) if stored.get(idx) in (None, Status.FAILED.value)]
         self.tracker.start("system prompts", stop - start, stop - start - len(todo))
-        mix = RuleMix(config.rules_range, config.verifiable_range, config.rule_types, judged=decision.on,
+        mix = RuleMix(config.rules_range, config.verifiable_range, config.sampled_rule_types, judged=decision.on,
                       library_max=self.library_max)
 
         async def run(idx: int) -> None:
@@ -836,7 +844,8 @@ def _kappa_text(summary: CalibrationSummary) -> str:
 
 
 def provenance_of(teacher: Teacher, judge: Judge) -> Provenance:
-    return Provenance(teacher=teacher.identity, judge=judge.identity, templates=_template_versions(teacher, judge))
+    return Provenance(teacher=teacher.identity, judge=judge.identity, templates=_template_versions(teacher, judge),
+                      roles=roles_line(teacher.role_source))
 
 
 def _finish(config: GenerateConfig, store: RunStore, session: Session, command: str | None) -> RunResult:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from rolenrules.generate._hints import HINTS
 from rolenrules.generate.outcomes import StageFailure, Trials
+from rolenrules.generate.roles import decide_roles
 from rolenrules.generate.template_copy import copied_example, template_examples
 from rolenrules.judge import Judge, transcript_tag
 from rolenrules.llm import LLM, ChatResult, InvalidReplyError, LLMError
@@ -77,8 +78,10 @@ class Teacher:
     TEMPLATES = ("system_prompt", "feedback", "conflict_turn")
 
     def __init__(self, llm: LLM, *, templates_dir: str | None = None, temperature: float = 0.7,
-                 prompt_temperature: float = 1.0, max_tokens: int = 1024) -> None:
+                 prompt_temperature: float = 1.0, max_tokens: int = 1024, roles: str = "teacher") -> None:
         self.llm = llm
+        #: Where roles come from (`--roles`): this teacher, the built-in library or the user's file.
+        self.role_source = decide_roles(roles, llm.identity)
         self.templates = {name: load_template(name, templates_dir) for name in self.TEMPLATES}
         self.temperature, self.prompt_temperature, self.max_tokens = temperature, prompt_temperature, max_tokens
         self._feedback: dict[tuple[tuple[str, str], ...], list[Message]] = {}
@@ -98,10 +101,20 @@ class Teacher:
                             tries: int = 1) -> tuple[SystemPrompt, Usage]:
         """A role plus rules for these instructions: teacher-written (judged) rules mixed with
         rule-library (verifiable) rules, in a shuffled order. A reply that copies the template's
-        example is asked for again with another seed, up to `tries` times, then rejected."""
+        example is asked for again with another seed, up to `tries` times, then rejected. With roles
+        from the library or a file (`role_source`), the role is drawn, not written, and the teacher is
+        asked only for its rules (not at all when there are none to write)."""
         n_teacher, n_verifiable = mix.counts(rng)
         hint = rng.choice(HINTS)
+        role = self.role_source.pick(hint, rng)
         verifiable = sample_rules(rng, n_verifiable, types=mix.types, system_only=True) if n_verifiable else []
+        if role is not None and not n_teacher:
+            # The role is given and every rule comes from the library: nothing for the teacher to write.
+            if not verifiable:
+                raise StageFailure("system_prompt", "no rules to put under the role")
+            rules = list(verifiable)
+            rng.shuffle(rules)
+            return SystemPrompt(role=role, rules=rules), Usage()
         messages = self.templates["system_prompt"].render(
             instructions=instructions, min_rules=n_teacher, max_rules=n_teacher, hint=hint)
         usage = Usage()
@@ -123,7 +136,7 @@ class Teacher:
                     seen.add(text.lower())
                     judged.append(Rule(text=text, kind="judged", category=item.category))
             judged = judged[:n_teacher]
-            copied = copied_example(reply.role, [r.text for r in judged], self.examples)
+            copied = copied_example(role or reply.role, [r.text for r in judged], self.examples)
             if copied is None:
                 break
         else:
@@ -133,7 +146,7 @@ class Teacher:
         if not rules:
             raise StageFailure("system_prompt", "teacher wrote no usable rules", last_reply=result.text)
         rng.shuffle(rules)
-        return SystemPrompt(role=reply.role.strip(), rules=rules), usage
+        return SystemPrompt(role=(role or reply.role).strip(), rules=rules), usage
 
     async def conflict_turn(self, rule: Rule, request: str) -> tuple[str, Usage]:
         """A user turn that pushes the assistant to break `rule`."""

@@ -75,14 +75,19 @@ def make_llm(spec: str, options: BackendOptions | None = None, *, cache: str | P
 def build_llm(spec: str | None, *, base_url: str | Sequence[str] | None = None, timeout: float = 120.0,
               max_retries: int = 4, concurrency: int = 8, cache: str | Path | RequestCache | None = None,
               sampling: Sampling | None = None, env_var: str = "RNR_TEACHER", flag: str = "--teacher",
-              quiet: bool = False, parallel: int | None = None) -> LLM:
+              quiet: bool = False, parallel: int | None = None, batch_size: int | None = None) -> LLM:
     """A client for `spec`, or for the default model (env, then OpenAI env, then embedded SmolLM2).
-    `base_url` is one server or several of the same model (URLs, or files of URLs).
+    `base_url` is one server or several of the same model (URLs, or files of URLs); `batch_size`
+    applies to `hf:` models only (else a ConfigError).
     Falling back to the embedded model logs a warning naming `flag` and `env_var` (unless `quiet`)."""
     if not spec:
         spec, embedded = resolve_default_spec(env_var)
         if embedded and not quiet:
             log.warning("note: %s", toy_notice(flag, env_var))
     urls = base_url if base_url is None or isinstance(base_url, str) else tuple(base_url) or None
-    options = BackendOptions(base_url=urls, timeout=timeout, max_retries=max_retries, parallel=parallel)
+    if batch_size is not None and "batch_size" not in BACKENDS[parse_spec(spec)[0]].accepts:
+        raise ConfigError(f"--batch-size sets the batch of an hf: model; {spec} is not one "
+                          "(use --concurrency for requests in flight)")
+    options = BackendOptions(base_url=urls, timeout=timeout, max_retries=max_retries, parallel=parallel,
+                             **({"batch_size": batch_size} if batch_size is not None else {}))
     return make_llm(spec, options, cache=cache, concurrency=concurrency, sampling=sampling)
