@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent / "effect_smollm2"
-MODELS = ("base", "sft", "dpo")
+MODELS = ("base", "sft", "dpo", "sft-lr1e-4")
 EVALUATIONS = {"rnr-test": None, "sys-ifeval": "sys-ifeval", "ifeval": "ifeval"}
 _POINTER = re.compile(r"^\[alpaca row (\d+)\]")
 
