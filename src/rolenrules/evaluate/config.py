@@ -16,6 +16,10 @@ from rolenrules.llm.base import Sampling
 from rolenrules.llm.registry import BACKENDS, BASE_URLS_HELP, BaseUrls, spec_forms
 
 
+BATCH_SIZE_HELP = ("hf: models only: requests generated together in one batch (default: 8). On CPU a larger batch pays "
+                   "(hf:smollm2: ~40 tok/s at 8, ~100 at 32, benchmarks/local_engine.md); --concurrency must be at "
+                   "least this for batches to fill.")
+
 class ModelOptions(BaseModel):
     """The model a command runs, and the server it is reached at; the fields come first in `--help`."""
 
@@ -61,10 +65,7 @@ class EvalCommandConfig(ModelOptions):
     seed: int = Field(0, description="Sampling seed, and the bootstrap seed.")
     concurrency: int = Field(8, ge=1, description="Requests in flight at once (raised to --batch-size when that is "
                                                   "larger and this is not given).")
-    batch_size: int | None = Field(None, ge=1, description=(
-        "hf: models only: requests generated together in one batch (default: 8). On CPU a larger batch pays "
-        "(hf:smollm2: ~40 tok/s at 8, ~100 at 32, benchmarks/local_engine.md); --concurrency must be at least this "
-        "for batches to fill."))
+    batch_size: int | None = Field(None, ge=1, description=BATCH_SIZE_HELP)
     parallel: int | None = Field(None, ge=1, description="local: models only: requests decoded at once, one llama.cpp "
                                                          "context each (default: one per core, at most 8).")
     timeout: float = Field(120.0, ge=1.0, description="Per-request timeout in seconds.")
@@ -133,8 +134,5 @@ class AlpacaEvalCommandConfig(ModelOptions):
     max_tokens: int = Field(2048, ge=1, description="Longest answer.")
     concurrency: int = Field(8, ge=1, description="Requests in flight at once (raised to --batch-size when that is "
                                                   "larger and this is not given).")
-    batch_size: int | None = Field(None, ge=1, description=(
-        "hf: models only: requests generated together in one batch (default: 8). On CPU a larger batch pays "
-        "(hf:smollm2: ~40 tok/s at 8, ~100 at 32, benchmarks/local_engine.md); --concurrency must be at least this "
-        "for batches to fill."))
+    batch_size: int | None = Field(None, ge=1, description=BATCH_SIZE_HELP)
     generate_only: bool = Field(False, description="Write model_outputs.json and stop (run alpaca_eval yourself).")

@@ -25,7 +25,7 @@ from rolenrules.evaluate.metrics import proportion
 from rolenrules.generate.outcomes import StageFailure
 from rolenrules.generate.stages import Teacher
 from rolenrules.judge import Judge, transcript_tag
-from rolenrules.judge.calibration import Agreement, agreement
+from rolenrules.judge.calibration import Agreement, agreement, cohen_kappa
 from rolenrules.records import Example, Message, Rule, SystemPrompt
 from rolenrules.rules import CheckContext, check_rule, sample_rules
 
@@ -92,15 +92,13 @@ def _interval(k: int, n: int) -> list[float] | None:
 def kappa_interval(reference: Sequence[bool], judged: Sequence[bool], z: float = 1.96) -> list[float] | None:
     """An approximate 95% interval for Cohen's kappa (Cohen's 1960 large-sample standard error,
     sqrt(po(1-po) / (n (1-pe)^2))), clipped to [-1, 1]; None where kappa is undefined."""
-    n = len(reference)
-    if n == 0:
+    kappa = cohen_kappa(reference, judged)
+    if kappa is None:
         return None
+    n = len(reference)
     po = sum(a == b for a, b in zip(reference, judged)) / n
     ref_yes, jud_yes = sum(reference) / n, sum(judged) / n
     pe = ref_yes * jud_yes + (1 - ref_yes) * (1 - jud_yes)
-    if pe >= 1.0:
-        return None
-    kappa = (po - pe) / (1 - pe)
     se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
     return [max(-1.0, kappa - z * se), min(1.0, kappa + z * se)]
 

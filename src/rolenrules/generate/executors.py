@@ -242,7 +242,7 @@ def run_sharded(config: GenerateConfig, store: RunStore, seeds: SeedTable, plans
         decision = JudgedRules(**stored) if stored else None
         written, complete = _merge(config, store, seeds, plans, decision, calibration_failed, provenance,
                                    command, timing)
-        teacher_total, judge_total = _totals(config, store)
+        teacher_total, judge_total = store.usage_with_shards(config.run_path / "shards")
         return RunResult(written.kept, written.rejected, written.failed, config.out_path, config.rejects_path,
                          config.card_path, False, teacher_usage, judge_usage, teacher_total.add(judge_total),
                          calibration_failed=calibration_failed, judged_rules=decision,
@@ -327,18 +327,6 @@ def _timing(stats: list[CallStats], wall: float) -> str | None:
     return dataclasses.replace(total, wall_s=wall).summary() + f" (over {len(stats)} client(s) in the shards)"
 
 
-def _totals(config: GenerateConfig, store: RunStore) -> tuple[Usage, Usage]:
-    teacher, judge = store.usage()
-    for path in sorted((config.run_path / "shards").glob("*/run.sqlite")):
-        shard = RunStore(path)
-        try:
-            t, j = shard.usage()
-        finally:
-            shard.close()
-        teacher, judge = teacher.add(t), judge.add(j)
-    return teacher, judge
-
-
 def _merge(config: GenerateConfig, store: RunStore, seeds: SeedTable, plans: PlanTable,
            decision: JudgedRules | None, calibration_failed: int, provenance: dict[str, Any] | None,
            command: str | None, timing: str | None) -> tuple[Any, bool]:
@@ -364,7 +352,7 @@ def _merge(config: GenerateConfig, store: RunStore, seeds: SeedTable, plans: Pla
 
         calibration = summarise_calibration(store.calibration(), config.judge_calibration) \
             if store.calibration() else None
-        usage = _totals(config, store)
+        usage = store.usage_with_shards(config.run_path / "shards")
         written = write_outputs(
             config, parts, top=store, calibration=calibration, calibration_failed=calibration_failed,
             judged_rules=decision, provenance=Provenance(**provenance) if provenance else _no_provenance(config),

@@ -363,24 +363,12 @@ def _already_complete(config: GenerateConfig, store: RunStore) -> RunResult:
     counts = store.get_meta("result") or {"kept": store.counts().get("kept", 0),
                                           "rejected": store.counts().get("rejected", 0)}
     log.info("run already complete: %d kept, %d rejected; nothing to do", counts["kept"], counts["rejected"])
-    teacher_total, judge_total = _total_usage(config, store)
+    teacher_total, judge_total = store.usage_with_shards(config.run_path / "shards")
     decision = store.get_meta("judged_rules")
     return RunResult(counts["kept"], counts["rejected"], 0, config.out_path, config.rejects_path, config.card_path,
                      True, Usage(), Usage(), teacher_total.add(judge_total),
                      judged_rules=JudgedRules(**decision) if decision else None,
                      pairs_path=config.pairs_path, transcripts=config.transcripts_path)
-
-
-def _total_usage(config: GenerateConfig, store: RunStore) -> tuple[Usage, Usage]:
-    teacher, judge = store.usage()
-    for path in sorted((config.run_path / "shards").glob("*/run.sqlite")) if config.executor == "ray" else []:
-        shard = RunStore(path)
-        try:
-            t, j = shard.usage()
-        finally:
-            shard.close()
-        teacher, judge = teacher.add(t), judge.add(j)
-    return teacher, judge
 
 
 def _outputs_exist(config: GenerateConfig) -> bool:

@@ -202,6 +202,19 @@ class RunStore:
         for idx, position in self._stream(query, (Status.FAILED.value, start, stop if stop is not None else 2**62)):
             yield idx, position
 
+    def usage_with_shards(self, shards: Path) -> tuple[Usage, Usage]:
+        """The run's (teacher, judge) usage plus that of every shard's run store under `shards`
+        (a sharded run, `--executor ray`; none for a local run)."""
+        teacher, judge = self.usage()
+        for path in sorted(shards.glob("*/run.sqlite")):
+            shard = RunStore(path)
+            try:
+                t, j = shard.usage()
+            finally:
+                shard.close()
+            teacher, judge = teacher.add(t), judge.add(j)
+        return teacher, judge
+
     def finished_count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM conversations WHERE status != ?",
