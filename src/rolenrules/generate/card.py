@@ -284,7 +284,7 @@ def _summary(inputs: CardInputs) -> list[str]:
         ["failed on server errors, retried by the next run", f"{t.failed} ({_pct(t.failed, total)})"],
         ["kept with a rule nobody could check", f"{t.unchecked} ({_pct(t.unchecked, t.kept)} of kept)"],
         ["system prompts planned", t.prompts_planned or len(t.reject_prompt_indices)],
-        ["system prompts written by the teacher", t.prompts_written],
+        ["system prompts made (a role and its rules)", t.prompts_written],
         ["system prompts dropped", f"{sum(dropped.values())} ("
          + (", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none") + ")"],
         ["system prompts with a kept conversation", len(t.kept_prompt_ids)],
