@@ -682,7 +682,8 @@ class Experiment:
                 p = "" if c is None else f"{c['mcnemar']['p_value']:.3g}"
                 flips = "" if c is None else (f"{c['mcnemar']['a_fail_b_pass']} / "
                                               f"{c['mcnemar']['a_pass_b_fail']}")
-                rows.append([label, model, str(rate.get("n", "?")), _rate_text(rate), diff, p, flips])
+                n = rate.get("n")
+                rows.append([label, model, "?" if n is None else str(int(n)), _rate_text(rate), diff, p, flips])
         header = ["evaluation", "model", "n", "pass-rate [95% CI]", "vs base (paired) [95% CI]", "McNemar p",
                   "fail→pass / pass→fail"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

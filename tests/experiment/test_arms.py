@@ -91,6 +91,7 @@ def test_arms_are_trained_evaluated_against_the_base_and_reported_together(
     assert len(rows) == 6  # two evaluations x (base, sft, dpo)
     arm_rows = [r.split(" | ") for r in rows if "| base |" not in r]
     assert all(cells[4].endswith("]") and "pts" in cells[4] and cells[5] for cells in arm_rows)  # diff, CI, p
+    assert all(r.split(" | ")[2] == "3" for r in rows)  # n, a count
     assert (work / "report.html").exists() and (work / "tasks" / "ifeval" / "report.html").exists()
     assert "## Results" in err
 
