@@ -32,18 +32,23 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent / "effect_smollm2"
 MODELS = ("base", "sft", "dpo", "sft-lr1e-4")
-EVALUATIONS = {"rnr-test": None, "sys-ifeval": "sys-ifeval", "ifeval": "ifeval"}
+#: name here -> where `rnr run` (or `hard-bench` + rnr eval, for rnr-hard) put it under the workdir.
+EVALUATIONS = {"rnr-test": None, "rnr-hard": "hard", "sys-ifeval": "sys-ifeval", "ifeval": "ifeval"}
+#: Evaluations whose user turns are Alpaca rows, not stored here.
+REDACTED = {"rnr-test", "rnr-hard"}
 _POINTER = re.compile(r"^\[alpaca row (\d+)\]")
 
 
 def _folder(workdir: Path, task: str | None, model: str) -> Path:
-    return workdir / f"eval-{model}" if task is None else workdir / "tasks" / task / f"eval-{model}"
+    if task is None:
+        return workdir / f"eval-{model}"
+    return workdir / task / f"eval-{model}" if task == "hard" else workdir / "tasks" / task / f"eval-{model}"
 
 
 def _redact(line: str) -> str:
     record = json.loads(line)
-    source = (record.get("metadata") or {}).get("source") or {}
-    row = source.get("row")
+    metadata = record.get("metadata") or {}
+    row = (metadata.get("origin") or metadata.get("source") or {}).get("row")  # rnr-test: origin; rnr-hard: source
     for message in record["messages"]:
         if message["role"] == "user":
             message["content"] = f"[alpaca row {row}] (not stored: Alpaca is CC BY-NC 4.0)"
@@ -62,7 +67,7 @@ def collect(workdir: Path) -> None:
             for file in ("summary.json", "run.json"):
                 shutil.copyfile(source / file, target / file)
             lines = (source / "results.jsonl").read_text(encoding="utf-8").splitlines()
-            if task is None:
+            if name in REDACTED:
                 lines = [_redact(line) for line in lines if line.strip()]
             (target / "results.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     shutil.copyfile(workdir / "results.md", HERE / "results.md")
@@ -72,6 +77,37 @@ def collect(workdir: Path) -> None:
         if report.exists():
             shutil.copyfile(report, HERE / task / "report.md")
     print(f"wrote {HERE}")
+
+
+def hard_bench(workdir: Path) -> None:
+    """`bench.hard.jsonl`: one example per rejected conversation whose system prompt got no kept
+    conversation at all, so none of it is in the training data. The benchmark `rnr run` holds out
+    comes from the kept data: system prompts under which the teacher (the same model) followed every
+    rule in at least one of its samples, so the base passes most of it. These are the rules it failed."""
+    import sqlite3
+
+    from rolenrules.records import SystemPrompt
+
+    kept = {json.loads(line)["system_prompt"]["id"] for line in (workdir / "generated.jsonl").open(encoding="utf-8")}
+    db = sqlite3.connect(workdir / "generated.jsonl.rnr-run" / "run.sqlite")
+    prompts = {}
+    for (payload,) in db.execute("SELECT payload FROM prompts"):
+        record = json.loads(payload)
+        if "rules" in record:
+            prompts[record["id"]] = SystemPrompt.model_validate(record)
+    rows = []
+    for line in (workdir / "generated.jsonl.rejects.jsonl").open(encoding="utf-8"):
+        reject = json.loads(line)
+        sp = prompts.get(reject.get("system_prompt_id") or "")
+        if reject["stage"] != "response" or sp is None or sp.id in kept:
+            continue
+        rows.append({"id": reject["id"], "messages": [{"role": "system", "content": sp.render()},
+                                                       {"role": "user", "content": reject["user_turns"][0]}],
+                     "system_prompt": sp.model_dump(mode="json"), "verdicts": [],
+                     "metadata": {"task": "rnr-hard", "system_prompt_id": sp.id, "source": reject["source"]}})
+    out = workdir / "bench.hard.jsonl"
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"{len(rows)} examples under {len({r['system_prompt']['id'] for r in rows})} system prompts → {out}")
 
 
 def _seed_turns(seeds: Path | None) -> dict[int, str]:
@@ -142,11 +178,15 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     c = commands.add_parser("collect", help="copy an experiment's evaluation outputs here")
     c.add_argument("workdir", type=Path)
+    h = commands.add_parser("hard-bench", help="write bench.hard.jsonl: the system prompts no kept conversation had")
+    h.add_argument("workdir", type=Path)
     r = commands.add_parser("rescore", help="re-check the stored responses and recompute the table")
     r.add_argument("--seeds", type=Path, help="the seed file, to restore the RNR test's user turns")
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.workdir)
+    elif args.command == "hard-bench":
+        hard_bench(args.workdir)
     else:
         rescore(args.seeds)
 
