@@ -229,7 +229,10 @@ def substitute_params(values: dict[str, Any], given: dict[str, str], source: str
     if unknown:
         raise ConfigError(f"--param {unknown[0]}: {source} declares no such param (it has: "
                           f"{', '.join(map(str, declared)) or 'none'})")
-    table = {str(k): str(v) for k, v in declared.items()}
+    missing = sorted(str(k) for k, v in declared.items() if v is None and k not in given)
+    if missing:
+        raise ConfigError(f"{source}: param {missing[0]} has no default: give --param {missing[0]}=VALUE")
+    table = {str(k): str(v) for k, v in declared.items() if v is not None}
     for name, value in given.items():
         table[name] = os.path.abspath(value) if os.path.exists(value) else value
 

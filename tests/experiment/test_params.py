@@ -52,6 +52,19 @@ def test_a_param_given_on_the_command_line_is_relative_to_the_current_folder(
         load_experiment(path, {"seedz": "x"})
 
 
+def test_a_param_without_a_default_must_be_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped study file names no seed file of its own (rnr ships no Alpaca): it loads only with
+    --param seeds=..., and says so in one line without it."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "smollm2-rnr.yaml"
+    with pytest.raises(ConfigError, match="param seeds has no default: give --param seeds=VALUE"):
+        load_experiment(example)
+    config = load_experiment(example, {"seeds": str(SEEDS)})
+    assert config.generate.input == str(SEEDS) and set(config.arm_configs) == {"sft", "dpo", "sft-lr1e-4"}
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(example)])
+    assert info.value.code == 2 and "give --param seeds=VALUE" in capsys.readouterr().err
+
+
 def test_until_stops_after_a_stage_and_the_next_run_goes_on(fake_server, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     server = fake_server(reply=teacher_reply())
