@@ -132,8 +132,9 @@ def rnr_env(src: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src)}
 
 
-def report(name: str, result: dict[str, Any], calls: int) -> dict[str, Any]:
-    row = {"name": name, "calls": calls, "wall_s": round(result["wall_s"], 2),
+def report(name: str, result: dict[str, Any], counters: dict[str, int]) -> dict[str, Any]:
+    calls = counters["requests"]
+    row = {"name": name, "calls": calls, "max_in_flight": counters.get("max_in_flight"), "wall_s": round(result["wall_s"], 2),
            "calls_per_s": round(calls / result["wall_s"], 1), "cpu_ms_per_call": round(1000 * result["cpu_s"] / max(calls, 1), 3),
            "peak_rss_mb": round(result["peak_rss_mb"]), "rc": result["rc"], "load": load()}
     print(json.dumps(row), flush=True)
@@ -165,7 +166,7 @@ def throughput(args: argparse.Namespace) -> None:
                         result = measure(rnr_command(args.rnr_python, args.seeds, Path(tmp) / "out.jsonl",
                                                      server.base_url, args.concurrency, args.k, args.extra),
                                          rnr_env(src))
-                rows.append(report(name, result, server.counters()["requests"]))
+                rows.append(report(name, result, server.counters()))
     finally:
         server.close()
     summary: dict[str, list[float]] = {}
@@ -222,7 +223,7 @@ def memory(args: argparse.Namespace) -> None:
         for label in ("full run", "re-run of the finished run"):
             print(f"{label}: load {load()}", flush=True)
             result = measure(command, rnr_env(ROOT / "src"))
-            report(label, result, server.counters()["requests"])
+            report(label, result, server.counters())
     finally:
         server.close()
         if not args.keep and not args.workdir:
