@@ -86,21 +86,11 @@ def fewer_collections() -> Any:
 
 def _session(config: GenerateConfig, store: RunStore, seeds_store: RunStore, make_clients: Callable[..., Any],
              library_max: int, **options: Any) -> Any:
-    from rolenrules.generate.pipeline import Session, _Transcripts
-    from rolenrules.generate.stages import Teacher
-    from rolenrules.judge import Judge
+    from rolenrules.generate.pipeline import make_session
 
     count = seeds_store.get_meta("seeds")["count"]
-    seeds = SeedTable(seeds_store, count)
-    plans = plan_groups(config, count)
-    teacher_llm, judge_llm = make_clients(config)
-    teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
-                      prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens,
-                      roles=config.roles)
-    transcripts = _Transcripts()
-    judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
-    tracker = StageTracker(LogProgress(every=30.0), lambda: teacher.llm.usage.add(judge.usage))
-    return Session(config, store, plans, seeds, teacher, judge, library_max, tracker, transcripts, **options)
+    return make_session(config, store, plan_groups(config, count), SeedTable(seeds_store, count), make_clients,
+                        library_max, LogProgress(every=30.0), **options)
 
 
 def _summary(session: Any) -> dict[str, Any]:

@@ -311,14 +311,7 @@ def _generate(config: GenerateConfig, make_clients: Callable[[GenerateConfig], t
 
                 return run_sharded(config, store, seeds, plans, make_clients, library_max,
                                    progress=progress, command=command)
-            teacher_llm, judge_llm = make_clients(config)
-            teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
-                              prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens,
-                              roles=config.roles)
-            transcripts = _Transcripts()
-            judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
-            tracker = StageTracker(progress or LogProgress(), lambda: teacher.llm.usage.add(judge.usage))
-            session = Session(config, store, plans, seeds, teacher, judge, library_max, tracker, transcripts)
+            session = make_session(config, store, plans, seeds, make_clients, library_max, progress or LogProgress())
             with fewer_collections():
                 asyncio.run(session.main())
             return _finish(config, store, session, command)
@@ -829,6 +822,19 @@ def _timing(teacher: LLM, judge: LLM) -> str | None:
 
 def _kappa_text(summary: CalibrationSummary) -> str:
     return "undefined" if summary.agreement.kappa is None else f"{summary.agreement.kappa:.2f}"
+
+
+def make_session(config: GenerateConfig, store: RunStore, plans: PlanTable, seeds: SeedTable,
+                 make_clients: Callable[[GenerateConfig], tuple[LLM, LLM]], library_max: int,
+                 progress: ProgressReporter, **options: Any) -> Session:
+    """A session over `plans` with the run's teacher and judge (a local run, or one shard of a sharded run)."""
+    teacher_llm, judge_llm = make_clients(config)
+    teacher = Teacher(teacher_llm, templates_dir=config.templates, temperature=config.temperature,
+                      prompt_temperature=config.prompt_temperature, max_tokens=config.max_tokens, roles=config.roles)
+    transcripts = _Transcripts()
+    judge = Judge(judge_llm, templates_dir=config.templates, transcripts=transcripts)
+    tracker = StageTracker(progress, lambda: teacher.llm.usage.add(judge.usage))
+    return Session(config, store, plans, seeds, teacher, judge, library_max, tracker, transcripts, **options)
 
 
 def provenance_of(teacher: Teacher, judge: Judge) -> Provenance:
