@@ -16,8 +16,11 @@ come from `wait4`.
     python benchmarks/generate_throughput.py memory --make-seeds 1000000 --start-only
     python benchmarks/generate_throughput.py memory --make-seeds 100000
 
-`--rnr-python` runs another checkout's rnr (its `src` on PYTHONPATH) for a before/after comparison.
-`uptime`'s load average is printed before every measurement.
+`--rnr-src` runs another checkout's rnr (its `src` on PYTHONPATH) beside this one, alternating, as
+`rnr-before`; `--bare-requests N` adds a row of N requests from a bare aiohttp client with no rnr code
+(the ceiling this harness allows any Python client). Each row gives the server's peak and mean requests
+in flight and its CPU time; `RNR_BENCH_TIMELINE=FILE` makes the server log its in-flight count every
+10 ms. `uptime`'s load average is printed before every measurement.
 """
 
 from __future__ import annotations
@@ -73,11 +76,28 @@ def serve(latency: float) -> None:
             time.sleep(1.0)
             server.log.clear()
 
+    samples: list[int] = []  # requests in flight, every 10 ms while any are
+    timeline = open(os.environ["RNR_BENCH_TIMELINE"], "w", buffering=1) if os.environ.get("RNR_BENCH_TIMELINE") else None
+
+    def sample() -> None:
+        while True:
+            time.sleep(0.01)
+            if server.in_flight:
+                samples.append(server.in_flight)
+                if timeline is not None:
+                    timeline.write(f"{time.monotonic():.3f} {server.in_flight} {server.requests}\n")
+
     threading.Thread(target=forget, daemon=True).start()
+    threading.Thread(target=sample, daemon=True).start()
+    cpu = time.process_time()
     for _ in sys.stdin:
-        print(json.dumps({"requests": server.requests, "max_in_flight": server.max_in_flight}), flush=True)
+        taken, samples[:] = list(samples), []
+        print(json.dumps({"requests": server.requests, "max_in_flight": server.max_in_flight,
+                          "mean_in_flight": round(sum(taken) / len(taken), 1) if taken else None,
+                          "server_cpu_s": round(time.process_time() - cpu, 2)}), flush=True)
         server.requests = server.max_in_flight = 0
         server.log.clear()
+        cpu = time.process_time()
 
 
 class Server:
@@ -134,7 +154,9 @@ def rnr_env(src: Path) -> dict[str, str]:
 
 def report(name: str, result: dict[str, Any], counters: dict[str, int]) -> dict[str, Any]:
     calls = counters["requests"]
-    row = {"name": name, "calls": calls, "max_in_flight": counters.get("max_in_flight"), "wall_s": round(result["wall_s"], 2),
+    row = {"name": name, "calls": calls, "max_in_flight": counters.get("max_in_flight"),
+           "mean_in_flight": counters.get("mean_in_flight"), "server_cpu_s": counters.get("server_cpu_s"),
+           "wall_s": round(result["wall_s"], 2),
            "calls_per_s": round(calls / result["wall_s"], 1), "cpu_ms_per_call": round(1000 * result["cpu_s"] / max(calls, 1), 3),
            "peak_rss_mb": round(result["peak_rss_mb"]), "rc": result["rc"], "load": load()}
     print(json.dumps(row), flush=True)
@@ -161,6 +183,10 @@ def throughput(args: argparse.Namespace) -> None:
                                           str(args.concurrency)],
                                          {**os.environ, "HF_HUB_OFFLINE": "1", "DISTILABEL_LOG_LEVEL": "WARNING"},
                                          cwd=Path(tmp))
+                    elif name == "bare-aiohttp":
+                        result = measure([sys.executable, __file__, "bare", "--base-url", server.base_url,
+                                          "--requests", str(args.bare_requests), "--concurrency", str(args.concurrency)],
+                                         dict(os.environ))
                     else:
                         src = Path(args.rnr_src) if name == "rnr-before" else ROOT / "src"
                         result = measure(rnr_command(args.rnr_python, args.seeds, Path(tmp) / "out.jsonl",
@@ -175,6 +201,29 @@ def throughput(args: argparse.Namespace) -> None:
     for name, values in summary.items():
         values.sort()
         print(f"{name}: calls/s best {values[-1]:.1f}, median {values[len(values) // 2]:.1f} over {len(values)} rounds")
+
+
+def bare(base_url: str, requests: int, concurrency: int) -> None:
+    """The harness's own ceiling: `requests` posts of one small chat request over one aiohttp session,
+    `concurrency` at a time, with no rnr code (no LLM layer, cache, checks or store)."""
+    import asyncio
+
+    import aiohttp
+
+    body = json.dumps({"model": "any", "messages": [{"role": "system", "content": "You are a travel planner. " * 40},
+                                                    {"role": "user", "content": "Plan a day in Lisbon."}]}).encode()
+
+    async def go() -> None:
+        limit = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            async def one() -> None:
+                async with limit, session.post(f"{base_url}/chat/completions", data=body,
+                                               headers={"Content-Type": "application/json"}) as response:
+                    await response.read()
+
+            await asyncio.gather(*(one() for _ in range(requests)))
+
+    asyncio.run(go())
 
 
 def make_seeds(n: int, path: Path) -> None:
@@ -242,9 +291,8 @@ def _rss_mb(pid: int) -> float | None:
 
 def setup_distilabel(venv: Path) -> None:
     """distilabel 1.5.3 and the openai client in a throwaway venv (nothing of it enters rnr's environment)."""
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "ensurepip", "-q"], check=True)
+    if not (venv / "bin" / "pip").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "distilabel==1.5.3", "openai",
                     "requests"], check=True)
     print(venv / "bin" / "python")
@@ -269,6 +317,12 @@ def main() -> None:
     t.add_argument("--rounds", type=int, default=3)
     t.add_argument("--distilabel-python", default=None)
     t.add_argument("--rnr-src", default=None, help="another checkout's src/ to compare (runs as rnr-before)")
+    t.add_argument("--bare-requests", type=int, default=0,
+                   help="also run this many requests from a bare aiohttp client (the harness's ceiling)")
+    b = sub.add_parser("bare")
+    b.add_argument("--base-url", required=True)
+    b.add_argument("--requests", type=int, required=True)
+    b.add_argument("--concurrency", type=int, required=True)
     m = sub.choices["memory"]
     m.add_argument("--make-seeds", type=int, default=100_000)
     m.add_argument("--start-only", action="store_true")
@@ -280,11 +334,15 @@ def main() -> None:
     if args.command == "serve":
         serve(args.latency)
         return
+    if args.command == "bare":
+        bare(args.base_url, args.requests, args.concurrency)
+        return
     if args.command == "setup-distilabel":
         setup_distilabel(args.venv)
         return
     if args.command == "throughput":
-        args.order = ["rnr"] + (["rnr-before"] if args.rnr_src else []) + (["distilabel"] if args.distilabel_python else [])
+        args.order = (["rnr"] + (["rnr-before"] if args.rnr_src else []) + (["distilabel"] if args.distilabel_python else [])
+                      + (["bare-aiohttp"] if args.bare_requests else []))
         throughput(args)
     else:
         memory(args)

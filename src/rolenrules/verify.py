@@ -24,8 +24,7 @@ async def verify_reply(response: str, rules: Sequence[Rule], *, system_prompt: s
     verdicts = []
     for rule in rules:
         if rule.kind == "verifiable":
-            verdict = check_rule(rule, response, mode=mode, context=context)
-            verdicts.append(verdict.model_copy(update={"turn": turn}))
+            verdicts.append(check_rule(rule, response, mode=mode, context=context, turn=turn))
         elif rule.id in judged_verdicts:
             verdicts.append(judged_verdicts[rule.id])
         else:

@@ -202,3 +202,51 @@ def test_cache_is_safe_for_concurrent_processes_and_kill_9(tmp_path: Path) -> No
     after = ChatRequest(messages=[Message(role="user", content="after the kill")])
     cache.put("openai:m", after, ChatResult(text="still writable"))
     assert cache.get("openai:m", after).text == "still writable"
+
+
+class _GatedBackend:
+    """A backend whose replies wait for the test to release them, recording when each request starts."""
+
+    identity = "gated:test"
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+        self.gates: list[asyncio.Event] = []
+
+    async def complete(self, request):  # noqa: ANN001, ANN201
+        from rolenrules.llm.base import ChatResult
+
+        name = request.messages[-1].content
+        self.events.append(f"sent {name}")
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        return ChatResult(text=f"reply to {name}")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_freed_slot_is_refilled_before_the_reply_is_processed() -> None:
+    """With every slot taken, a returning reply lets the next waiting request go out first, then
+    resumes its caller: a burst of replies does not leave the server idle while they are processed."""
+    events: list[str] = []
+    backend = _GatedBackend(events)
+    llm = LLM(backend, concurrency=1)
+
+    async def caller(name: str) -> None:
+        await llm.chat([{"role": "user", "content": name}])
+        events.append(f"processed {name}")
+
+    async def go() -> None:
+        tasks = [asyncio.create_task(caller("a")), asyncio.create_task(caller("b"))]
+        while not backend.gates:
+            await asyncio.sleep(0)
+        backend.gates[0].set()
+        while len(backend.gates) < 2:
+            await asyncio.sleep(0)
+        backend.gates[1].set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(go())
+    assert events == ["sent a", "sent b", "processed a", "processed b"]

@@ -35,9 +35,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from rolenrules.evaluate.results import EvalResult, ScoredRule
 from rolenrules.judge.calibration import agreement
@@ -97,6 +98,7 @@ def effective_size(numerators: Sequence[float], denominators: Sequence[float]) -
     variance of the ratio with a binomial one. Where that variance cannot be estimated (one
     unit, or a ratio of exactly 0 or 1) each unit counts once, the cautious choice.
     """
+    import numpy as np  # here, not at module level: a generation run never needs it
     num = np.asarray(numerators, dtype=float)
     den = np.asarray(denominators, dtype=float)
     keep = den > 0
@@ -123,6 +125,7 @@ def ratio_ci(numerators: Sequence[float], denominators: Sequence[float] | None =
     at the effective sample size (`effective_size`), so correlated rules do not pass for
     independent evidence.
     """
+    import numpy as np  # here, not at module level: a generation run never needs it
     num = np.asarray(numerators, dtype=float)
     den = np.ones_like(num) if denominators is None else np.asarray(denominators, dtype=float)
     if num.shape != den.shape:
@@ -344,6 +347,7 @@ def paired_difference_ci(both: int, b_only: int, a_only: int, neither: int,
 
 def _paired_bootstrap_ci(a_num: np.ndarray, a_den: np.ndarray, b_num: np.ndarray, b_den: np.ndarray,
                          resamples: int, seed: int, confidence: float) -> tuple[float | None, float | None]:
+    import numpy as np  # here, not at module level: a generation run never needs it
     if a_num.size == 0 or resamples <= 0:
         return None, None
     rng = np.random.default_rng(seed)
@@ -406,6 +410,7 @@ def compare(a: Iterable[EvalResult], b: Iterable[EvalResult], *, resamples: int 
     such as ifeval and sys-ifeval, by a shared key (`PAIR_KEYS`): differences B - A in pass-rate
     (Newcombe interval) and rule accuracy (paired bootstrap), McNemar's exact test on per-example
     pass/fail, and the examples that flipped."""
+    import numpy as np  # here, not at module level: a generation run never needs it
     matched = pair_results(a, b)
     pairs = matched["pairs"]
     pa = np.array([1.0 if x.passed else 0.0 for _, x, _ in pairs])

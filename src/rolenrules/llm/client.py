@@ -160,6 +160,10 @@ class LLM:
                 result = await self.backend.complete(request)
             finally:
                 self._server += time.perf_counter() - start
+        # Let the call woken by the slot just freed send its request before this reply is processed
+        # (checked, stored, the next request built): slots refill first, so a burst of replies does
+        # not leave the server idle while the client works through it.
+        await asyncio.sleep(0)
         self._requests += 1
         self._prompt_tokens += result.usage.prompt_tokens
         self._completion_tokens += result.usage.completion_tokens

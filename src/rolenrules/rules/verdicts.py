@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from rolenrules.errors import ConfigError
 from rolenrules.records import Rule, Verdict
 from rolenrules.rules.base import CheckContext, Mode, Params, RuleType
 from rolenrules.rules.registry import get_rule_type
 
 
+#: Parsed parameters of recently checked rules, by object: a generation run checks the same few rules
+#: (one system prompt's) on every reply and retry. The entry holds the rule, so its id is not reused.
+_PARSED: OrderedDict[int, tuple[Rule, RuleType, Params]] = OrderedDict()
+_PARSED_MAX = 1024
+
+
 def _resolve(rule: Rule) -> tuple[RuleType, Params]:
+    entry = _PARSED.get(id(rule))
+    if entry is not None and entry[0] is rule:
+        return entry[1], entry[2]
     rule_type = get_rule_type(rule.type or "")
     try:
-        return rule_type, rule_type.parse(rule.params)
+        params = rule_type.parse(rule.params)
     except ConfigError as error:
         raise ConfigError(f"rule {rule.id}: {error}") from None
+    _PARSED[id(rule)] = (rule, rule_type, params)
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+    return rule_type, params
 
 
 def validate_rule(rule: Rule) -> None:
