@@ -11,16 +11,17 @@ from rolenrules.rules.registry import get_rule_type
 
 
 #: Parsed parameters of recently checked rules, by object: a generation run checks the same few rules
-#: (one system prompt's) on every reply and retry. The entry holds the rule, so its id is not reused.
+#: (one system prompt's) on every reply and retry. The entry holds the rule, so its id is not reused,
+#: and is used only while the registry still maps the rule's type to the same class.
 _PARSED: OrderedDict[int, tuple[Rule, RuleType, Params]] = OrderedDict()
 _PARSED_MAX = 1024
 
 
 def _resolve(rule: Rule) -> tuple[RuleType, Params]:
-    entry = _PARSED.get(id(rule))
-    if entry is not None and entry[0] is rule:
-        return entry[1], entry[2]
     rule_type = get_rule_type(rule.type or "")
+    entry = _PARSED.get(id(rule))
+    if entry is not None and entry[0] is rule and entry[1] is rule_type:
+        return rule_type, entry[2]
     try:
         params = rule_type.parse(rule.params)
     except ConfigError as error:
