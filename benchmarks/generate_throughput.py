@@ -203,29 +203,6 @@ def throughput(args: argparse.Namespace) -> None:
         print(f"{name}: calls/s best {values[-1]:.1f}, median {values[len(values) // 2]:.1f} over {len(values)} rounds")
 
 
-def bare(base_url: str, requests: int, concurrency: int) -> None:
-    """The harness's own ceiling: `requests` posts of one small chat request over one aiohttp session,
-    `concurrency` at a time, with no rnr code (no LLM layer, cache, checks or store)."""
-    import asyncio
-
-    import aiohttp
-
-    body = json.dumps({"model": "any", "messages": [{"role": "system", "content": "You are a travel planner. " * 40},
-                                                    {"role": "user", "content": "Plan a day in Lisbon."}]}).encode()
-
-    async def go() -> None:
-        limit = asyncio.Semaphore(concurrency)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            async def one() -> None:
-                async with limit, session.post(f"{base_url}/chat/completions", data=body,
-                                               headers={"Content-Type": "application/json"}) as response:
-                    await response.read()
-
-            await asyncio.gather(*(one() for _ in range(requests)))
-
-    asyncio.run(go())
-
-
 def make_seeds(n: int, path: Path) -> None:
     """n Alpaca-style seed rows as JSONL (distinct instructions of a few dozen words)."""
     rng = random.Random(0)
@@ -334,8 +311,12 @@ def main() -> None:
     if args.command == "serve":
         serve(args.latency)
         return
-    if args.command == "bare":
-        bare(args.base_url, args.requests, args.concurrency)
+    if args.command == "bare":  # the harness's ceiling: llm_transport's bare client, in its own process
+        import asyncio
+
+        from llm_transport import bare
+
+        asyncio.run(bare(args.base_url, args.requests, args.concurrency))
         return
     if args.command == "setup-distilabel":
         setup_distilabel(args.venv)

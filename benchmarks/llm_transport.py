@@ -104,7 +104,9 @@ def _sdk_post_backend() -> Any:
     return SdkPost
 
 
-async def _bare(base_url: str, n: int, concurrency: int) -> None:
+async def bare(base_url: str, n: int, concurrency: int) -> None:
+    """`n` chat requests posted from one aiohttp session, `concurrency` at a time, with no rnr code (no
+    LLM layer, cache or retries): the floor of a client's cost, and the ceiling a harness allows."""
     import aiohttp
 
     semaphore = asyncio.Semaphore(concurrency)
@@ -210,7 +212,7 @@ def main() -> None:
                     for name, run in candidates.items():
                         if run == "bare":
                             results.setdefault(name, []).append(_measure(
-                                lambda: asyncio.run(_bare(base_url, args.requests, args.concurrency))))
+                                lambda: asyncio.run(bare(base_url, args.requests, args.concurrency))))
                         else:
                             run()
                             results.setdefault(name, []).append(run.result)

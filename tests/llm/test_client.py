@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from rolenrules.llm import LLM, BackendOptions, InvalidReplyError, LLMError, RequestCache, Sampling, make_llm
+from rolenrules.llm import (LLM, BackendOptions, ChatRequest, ChatResult, InvalidReplyError, LLMError, RequestCache,
+                            Sampling, make_llm)
 from rolenrules.testing.fake_openai import Faults
 
 
@@ -213,9 +214,7 @@ class _GatedBackend:
         self.events = events
         self.gates: list[asyncio.Event] = []
 
-    async def complete(self, request):  # noqa: ANN001, ANN201
-        from rolenrules.llm.base import ChatResult
-
+    async def complete(self, request: ChatRequest) -> ChatResult:
         name = request.messages[-1].content
         self.events.append(f"sent {name}")
         gate = asyncio.Event()
